@@ -1,0 +1,32 @@
+using System.Globalization;
+using System.Security.Cryptography;
+
+namespace PollLease.Coordination;
+
+/// <summary>
+/// Instance ids: <c>hostname-bootUnixMs-random</c> (seed T004), so a restarted process never reuses the id
+/// (and the leases) of its previous life, and a human can still tell which machine an id belongs to.
+/// </summary>
+public static class InstanceIdentity
+{
+    /// <summary>
+    /// The configured id when <paramref name="configured"/> is set (validated by the options), otherwise a new
+    /// generated one.
+    /// </summary>
+    /// <param name="configured">The configured id, or null/empty to generate one.</param>
+    /// <param name="timeProvider">Clock for the boot timestamp.</param>
+    public static string Resolve(string? configured, TimeProvider timeProvider) =>
+        string.IsNullOrEmpty(configured) ? Generate(Environment.MachineName, timeProvider) : configured;
+
+    /// <summary>Generates <c>hostname-bootUnixMs-random</c> with the host name reduced to key-safe characters.</summary>
+    /// <param name="hostName">The machine name.</param>
+    /// <param name="timeProvider">Clock for the boot timestamp.</param>
+    public static string Generate(string hostName, TimeProvider timeProvider)
+    {
+        ArgumentNullException.ThrowIfNull(timeProvider);
+        var host = KeySafety.Sanitize(string.IsNullOrWhiteSpace(hostName) ? "host" : hostName.ToLowerInvariant(), 64);
+        var boot = timeProvider.GetUtcNow().ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture);
+        var random = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
+        return $"{host}-{boot}-{random}";
+    }
+}

@@ -1,0 +1,17 @@
+namespace PollLease.Coordination;
+
+/// <summary>Outcome of <see cref="LeaseManager.TryAcquireAsync"/>.</summary>
+/// <param name="Acquired">True when this instance holds the lease now.</param>
+/// <param name="Token">The fencing token when acquired; 0 otherwise.</param>
+/// <param name="Holder">The instance holding the lease (this one when acquired).</param>
+public sealed record LeaseAcquireResult(bool Acquired, long Token, string Holder);
+
+/// <summary>Outcome of one lease cycle.</summary>
+/// <param name="Succeeded">False when the round trip failed (Redis unreachable, timeout, error).</param>
+/// <param name="Acquired">Leases acquired.</param>
+/// <param name="Renewed">Leases renewed.</param>
+/// <param name="Lost">Leases lost (deadline, expired or taken).</param>
+/// <param name="Released">Leases released on purpose.</param>
+/// <param name="LiveNodes">Live instances seen.</param>
+/// <param name="Duration">Round-trip time.</param>
+public sealed record LeaseCycleResult(bool Succeeded, int Acquired, int Renewed, int Lost, int Released, int LiveNodes, TimeSpan Duration);

@@ -1,0 +1,146 @@
+using System.Globalization;
+using StackExchange.Redis;
+
+namespace PollLease.Coordination;
+
+/// <summary>How a cycle touches this instance's registry entry.</summary>
+internal enum HeartbeatMode
+{
+    None = 0,
+    Beat = 1,
+    Register = 2,
+    Deregister = -1,
+}
+
+/// <summary>One lease cycle's request: everything goes to Redis in a single script call.</summary>
+internal sealed record CycleRequest(
+    HeartbeatMode Heartbeat,
+    IReadOnlyList<(string SessionId, long Token)> Renew,
+    IReadOnlyList<string> Acquire,
+    IReadOnlyList<(string SessionId, long Token)> Release);
+
+/// <summary>Result of renewing one lease: renewed, missing in Redis, or held by <see cref="Holder"/>.</summary>
+internal readonly record struct RenewOutcome(bool Renewed, string? Holder);
+
+/// <summary>Result of one acquire attempt: a token, or the current holder and its remaining TTL.</summary>
+internal readonly record struct AcquireOutcome(long Token, string? Holder, TimeSpan HolderRemaining);
+
+internal sealed record CycleResponse(
+    long ServerTimeMs,
+    IReadOnlyList<string> LiveNodes,
+    RenewOutcome[] Renew,
+    AcquireOutcome[] Acquire,
+    bool[] Released,
+    string CatalogVersion);
+
+/// <summary>The Redis side of the lease cycle: builds the script call and reads its answer.</summary>
+internal sealed class LeaseStore
+{
+    private static readonly RedisScript CycleScript = new(LeaseScripts.Cycle);
+    private readonly IConnectionMultiplexer _redis;
+    private readonly RedisKeys _keys;
+    private readonly string _instanceId;
+    private readonly RedisValue _leaseTtlMs;
+    private readonly RedisValue _heartbeatTtlMs;
+
+    public LeaseStore(IConnectionMultiplexer redis, RedisKeys keys, string instanceId, PollLeaseOptions options)
+    {
+        _redis = redis;
+        _keys = keys;
+        _instanceId = instanceId;
+        _leaseTtlMs = (long)options.LeaseTtl.TotalMilliseconds;
+        _heartbeatTtlMs = (long)options.HeartbeatTtl.TotalMilliseconds;
+    }
+
+    public RedisKeys Keys => _keys;
+
+    public async Task<CycleResponse> RunAsync(CycleRequest request, string nodeMetadata)
+    {
+        var r = request.Renew.Count;
+        var a = request.Acquire.Count;
+        var l = request.Release.Count;
+        var keys = new RedisKey[3 + r + 2 * a + l];
+        var args = new RedisValue[10 + r + l];
+        keys[0] = _keys.Nodes;
+        keys[1] = _keys.Node(_instanceId);
+        keys[2] = _keys.SessionsVersion;
+        var k = 3;
+        foreach (var (session, token) in request.Renew)
+        {
+            args[10 + k - 3] = LeaseValue.Format(_instanceId, token);
+            keys[k++] = _keys.Lease(session);
+        }
+        foreach (var session in request.Acquire)
+        {
+            keys[k++] = _keys.Lease(session);
+            keys[k++] = _keys.Fence(session);
+        }
+        var v = 10 + r;
+        foreach (var (session, token) in request.Release)
+        {
+            args[v++] = LeaseValue.Format(_instanceId, token);
+            keys[k++] = _keys.Lease(session);
+        }
+        args[0] = _instanceId;
+        args[1] = _leaseTtlMs;
+        args[2] = _heartbeatTtlMs;
+        args[3] = (int)request.Heartbeat;
+        args[4] = nodeMetadata;
+        args[5] = r;
+        args[6] = a;
+        args[7] = l;
+        args[8] = _keys.Root + ":events";
+        args[9] = _keys.LeasePrefix.Length;
+
+        var result = await CycleScript.EvaluateAsync(_redis.GetDatabase(), keys, args).ConfigureAwait(false);
+        return Parse(result, r, a, l);
+    }
+
+    /// <summary>Reads the lease value straight from Redis (the strict ownership check).</summary>
+    public async Task<string?> GetLeaseValueAsync(string sessionId)
+    {
+        var value = await _redis.GetDatabase().StringGetAsync(_keys.Lease(sessionId)).ConfigureAwait(false);
+        return value.IsNull ? null : value.ToString();
+    }
+
+    private static CycleResponse Parse(RedisResult result, int r, int a, int l)
+    {
+        var top = (RedisResult[])result!;
+        if (top.Length != 6)
+        {
+            throw new InvalidOperationException($"Lease cycle script returned {top.Length} elements, expected 6.");
+        }
+        var now = (long)top[0];
+        var live = ((RedisResult[])top[1]!).Select(x => x.ToString()).ToArray();
+
+        var renewRaw = (RedisResult[])top[2]!;
+        var renew = new RenewOutcome[r];
+        for (var i = 0; i < r; i++)
+        {
+            var x = renewRaw[i];
+            renew[i] = x.Resp2Type == ResultType.Integer
+                ? new RenewOutcome((long)x == 1, null)
+                : new RenewOutcome(false, x.ToString());
+        }
+
+        var acquireRaw = (RedisResult[])top[3]!;
+        var acquire = new AcquireOutcome[a];
+        for (var i = 0; i < a; i++)
+        {
+            var token = acquireRaw[3 * i].ToString();
+            var holder = acquireRaw[3 * i + 1].ToString();
+            var pttl = (long)acquireRaw[3 * i + 2];
+            acquire[i] = string.IsNullOrEmpty(token)
+                ? new AcquireOutcome(0, holder, pttl > 0 ? TimeSpan.FromMilliseconds(pttl) : TimeSpan.Zero)
+                : new AcquireOutcome(long.Parse(token, NumberStyles.None, CultureInfo.InvariantCulture), null, TimeSpan.Zero);
+        }
+
+        var releaseRaw = (RedisResult[])top[4]!;
+        var released = new bool[l];
+        for (var i = 0; i < l; i++)
+        {
+            released[i] = (long)releaseRaw[i] == 1;
+        }
+        return new CycleResponse(now, live, renew, acquire, released, top[5].ToString());
+    }
+}

@@ -1,0 +1,72 @@
+namespace PollLease.Coordination;
+
+/// <summary>
+/// Settings of one PollLease instance: key layout, lease and heartbeat timing, Redis connection.
+/// Bound from the <c>PollLease</c> configuration section and validated once at start-up by
+/// <see cref="PollLeaseOptionsValidator"/>; every timing relationship it checks is listed there.
+/// </summary>
+public sealed class PollLeaseOptions
+{
+    /// <summary>The configuration section these options are bound from.</summary>
+    public const string SectionName = "PollLease";
+
+    /// <summary>
+    /// Prefix of every Redis key; it is wrapped in braces (<c>{poll}</c>) so that all keys share one hash
+    /// slot and the multi-key scripts run on Redis Cluster and Azure Managed Redis. Letters, digits,
+    /// <c>.</c>, <c>_</c> and <c>-</c>, 1 to 32 characters. Two fleets with different prefixes never see each other.
+    /// </summary>
+    public string KeyPrefix { get; set; } = "poll";
+
+    /// <summary>
+    /// This instance's id. Empty (the default) generates <c>hostname-bootUnixMs-random</c>; a configured
+    /// value must be unique among live instances. Letters, digits, <c>.</c>, <c>_</c> and <c>-</c>, at most 128 characters.
+    /// </summary>
+    public string? InstanceId { get; set; }
+
+    /// <summary>
+    /// StackExchange.Redis connection string used by the hosting layer (for example
+    /// <c>myredis.redis.cache.windows.net:6380,ssl=true,password=...</c>). Never logged.
+    /// </summary>
+    public string? Redis { get; set; }
+
+    /// <summary>How long a lease lives in Redis after its last acquire or renew. Default 30 s.</summary>
+    public TimeSpan LeaseTtl { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often owned leases are renewed (all of them in one round trip). Default 10 s.</summary>
+    public TimeSpan RenewInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How soon a cycle is retried after a failed one, while leases are Uncertain. Default 2 s
+    /// (client-go's RetryPeriod).
+    /// </summary>
+    public TimeSpan RetryInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long an instance counts as live after its last heartbeat. Default 30 s.</summary>
+    public TimeSpan HeartbeatTtl { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How often the instance heartbeats. The lease cycle runs every
+    /// min(<see cref="RenewInterval"/>, <see cref="HeartbeatInterval"/>) and heartbeats and renews in the
+    /// same round trip. Default 10 s.
+    /// </summary>
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How long before the lease can expire in Redis this instance stops treating it as owned. A lease is
+    /// locally valid until <c>send time of the last successful renew + LeaseTtl - SafetyMargin</c>, measured
+    /// on a monotonic clock, so a slow network or a paused process errs on the side of stopping early. Default 2 s.
+    /// </summary>
+    public TimeSpan SafetyMargin { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Upper bound of one Redis round trip of the lease cycle; a slower one counts as failed. Default 5 s.</summary>
+    public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Upper bound of the release-and-deregister round trip on shutdown. The Azure Functions host kills the
+    /// worker about 5 s after asking it to stop, so this must stay below that. Default 3 s.
+    /// </summary>
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>The lease cycle's period: min(<see cref="RenewInterval"/>, <see cref="HeartbeatInterval"/>).</summary>
+    public TimeSpan CycleInterval => RenewInterval < HeartbeatInterval ? RenewInterval : HeartbeatInterval;
+}

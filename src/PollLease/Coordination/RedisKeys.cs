@@ -1,0 +1,74 @@
+using StackExchange.Redis;
+
+namespace PollLease.Coordination;
+
+/// <summary>
+/// The Redis key layout. Every key starts with the prefix in braces (<c>{poll}</c>), a shared hash tag,
+/// so multi-key scripts stay in one slot on Redis Cluster and Azure Managed Redis.
+/// </summary>
+internal sealed class RedisKeys
+{
+    public RedisKeys(string prefix)
+    {
+        if (!KeySafety.IsSafe(prefix, 32))
+        {
+            throw new ArgumentException($"Key prefix '{prefix}' is invalid: it must be 1 to 32 characters of letters, digits, '.', '_' or '-'.", nameof(prefix));
+        }
+        Root = "{" + prefix + "}";
+        Nodes = Root + ":nodes";
+        NodePrefix = Root + ":node:";
+        LeasePrefix = Root + ":lease:";
+        FencePrefix = Root + ":fence:";
+        Sessions = Root + ":sessions";
+        SessionPrefix = Root + ":session:";
+        SessionsVersion = Root + ":sessions:version";
+        MessagesPrefix = Root + ":messages:";
+        LeaderPrefix = Root + ":leader:";
+        Events = RedisChannel.Literal(Root + ":events");
+    }
+
+    /// <summary>The braced prefix, e.g. <c>{poll}</c>.</summary>
+    public string Root { get; }
+
+    /// <summary>Sorted set: member = instance id, score = heartbeat expiry in Redis server time (ms).</summary>
+    public RedisKey Nodes { get; }
+
+    /// <summary>Prefix of the per-node metadata keys (string with TTL).</summary>
+    public string NodePrefix { get; }
+
+    /// <summary>Prefix of the lease keys (<c>owner|token</c> with PX = lease TTL).</summary>
+    public string LeasePrefix { get; }
+
+    /// <summary>Prefix of the fence keys (last token issued for the session).</summary>
+    public string FencePrefix { get; }
+
+    /// <summary>Set of session ids in the catalog.</summary>
+    public RedisKey Sessions { get; }
+
+    /// <summary>Prefix of the per-session hashes.</summary>
+    public string SessionPrefix { get; }
+
+    /// <summary>Counter bumped on every catalog change.</summary>
+    public RedisKey SessionsVersion { get; }
+
+    /// <summary>Prefix of the per-session message lists.</summary>
+    public string MessagesPrefix { get; }
+
+    /// <summary>Prefix of the leader-election keys.</summary>
+    public string LeaderPrefix { get; }
+
+    /// <summary>Pub/sub channel for released, joined and left events.</summary>
+    public RedisChannel Events { get; }
+
+    public RedisKey Node(string instanceId) => NodePrefix + instanceId;
+
+    public RedisKey Lease(string sessionId) => LeasePrefix + sessionId;
+
+    public RedisKey Fence(string sessionId) => FencePrefix + sessionId;
+
+    public RedisKey Session(string sessionId) => SessionPrefix + sessionId;
+
+    public RedisKey Messages(string sessionId) => MessagesPrefix + sessionId;
+
+    public RedisKey Leader(string role) => LeaderPrefix + role;
+}
