@@ -205,8 +205,9 @@ public sealed class LeaseManager : IAsyncDisposable
             LeaseLog.CycleFailed(_logger, e, InstanceId, 0);
         }
         await RunCycleAsync(cancellationToken).ConfigureAwait(false);
-        _loopCts = new CancellationTokenSource();
-        _loop = Task.Run(() => LoopAsync(_loopCts.Token), CancellationToken.None);
+        var cts = new CancellationTokenSource();
+        _loopCts = cts;
+        _loop = Task.Run(() => LoopAsync(cts.Token), CancellationToken.None);
     }
 
     /// <summary>
@@ -235,7 +236,7 @@ public sealed class LeaseManager : IAsyncDisposable
             {
                 await _subscription.UnsubscribeAsync().ConfigureAwait(false);
             }
-            catch (RedisException e)
+            catch (Exception e) when (e is RedisException or ObjectDisposedException)
             {
                 LeaseLog.CycleFailed(_logger, e, InstanceId, 0);
             }
@@ -266,8 +267,10 @@ public sealed class LeaseManager : IAsyncDisposable
                 _registered = false;
                 LeaseLog.Stopped(_logger, InstanceId, count, true);
             }
-            catch (Exception e) when (e is RedisException or TimeoutException or OperationCanceledException)
+            catch (Exception e)
             {
+                // Whatever failed (Redis gone, timeout, disposed connection), the leases are already given up
+                // locally; they expire in Redis by their TTL.
                 LeaseLog.StopFailed(_logger, e, InstanceId, release.Count);
                 if (e is OperationCanceledException && cancellationToken.IsCancellationRequested)
                 {
@@ -425,8 +428,10 @@ public sealed class LeaseManager : IAsyncDisposable
                     _nodeMetadata)
                 .WaitAsync(_options.OperationTimeout, _time, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is RedisException or TimeoutException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
         {
+            // Fail closed on any failure of the round trip (connection errors, timeouts, a disposed connection,
+            // a malformed reply): the leases become Uncertain and are given up at their deadlines.
             _consecutiveFailures++;
             _metrics.CycleFailed();
             int owned;
