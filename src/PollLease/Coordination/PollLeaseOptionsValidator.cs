@@ -80,10 +80,6 @@ public sealed class PollLeaseOptionsValidator : IValidateOptions<PollLeaseOption
         {
             f.Add($"{S}:HeartbeatTtl = {Fmt(options.HeartbeatTtl)} is invalid: it must be at least 2 x HeartbeatInterval ({Fmt(2 * options.HeartbeatInterval)}), so one missed heartbeat does not make a live instance look dead.");
         }
-        if (options.SafetyMargin >= options.LeaseTtl - options.RenewInterval)
-        {
-            f.Add($"{S}:SafetyMargin = {Fmt(options.SafetyMargin)} is invalid: it must be less than LeaseTtl - RenewInterval ({Fmt(options.LeaseTtl - options.RenewInterval)}), or a lease would be given up before its first renew.");
-        }
         if (options.OperationTimeout > options.LeaseTtl - options.SafetyMargin)
         {
             f.Add($"{S}:OperationTimeout = {Fmt(options.OperationTimeout)} is invalid: it must not exceed LeaseTtl - SafetyMargin ({Fmt(options.LeaseTtl - options.SafetyMargin)}), so a stuck call is abandoned while the lease is still valid.");
@@ -103,7 +99,7 @@ public sealed class PollLeaseOptionsValidator : IValidateOptions<PollLeaseOption
         }
     }
 
-    internal static string Fmt(TimeSpan value) => value.TotalSeconds >= 1 && value.Milliseconds == 0
+    internal static string Fmt(TimeSpan value) => Math.Abs(value.TotalSeconds) >= 1 && value.Milliseconds == 0
         ? value.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture) + " s"
         : value.TotalMilliseconds.ToString("0.###", CultureInfo.InvariantCulture) + " ms";
 }

@@ -1,0 +1,106 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using PollLease.Coordination;
+
+namespace PollLease.Tests.Coordination;
+
+public sealed class PollLeaseOptionsValidatorTests
+{
+    [Fact]
+    public void Defaults_are_valid_and_match_the_seed()
+    {
+        var o = new PollLeaseOptions();
+        Assert.Empty(PollLeaseOptionsValidator.GetFailures(o));
+        Assert.Equal("poll", o.KeyPrefix);
+        Assert.Equal(TimeSpan.FromSeconds(30), o.LeaseTtl);
+        Assert.Equal(TimeSpan.FromSeconds(10), o.RenewInterval);
+        Assert.Equal(TimeSpan.FromSeconds(30), o.HeartbeatTtl);
+        Assert.Equal(TimeSpan.FromSeconds(10), o.HeartbeatInterval);
+        Assert.Equal(TimeSpan.FromSeconds(10), o.CycleInterval);
+    }
+
+    public static TheoryData<string, Action<PollLeaseOptions>, string> Rules() => new()
+    {
+        { "KeyPrefix", o => o.KeyPrefix = "", "PollLease:KeyPrefix = '' is invalid: it must be 1 to 32 characters" },
+        { "KeyPrefix", o => o.KeyPrefix = "a{b}", "PollLease:KeyPrefix = 'a{b}' is invalid" },
+        { "KeyPrefix", o => o.KeyPrefix = "a:b", "PollLease:KeyPrefix = 'a:b' is invalid" },
+        { "KeyPrefix", o => o.KeyPrefix = new string('p', 33), "must be 1 to 32 characters" },
+        { "InstanceId", o => o.InstanceId = "a|b", "PollLease:InstanceId = 'a|b' is invalid" },
+        { "InstanceId", o => o.InstanceId = "has space", "PollLease:InstanceId = 'has space' is invalid" },
+        { "LeaseTtl", o => o.LeaseTtl = TimeSpan.Zero, "PollLease:LeaseTtl = 0 ms is invalid: it must be at least 50 ms." },
+        { "RenewInterval", o => o.RenewInterval = TimeSpan.FromMilliseconds(-1), "PollLease:RenewInterval = -1 ms is invalid: it must be at least 50 ms." },
+        { "RetryInterval", o => o.RetryInterval = TimeSpan.Zero, "PollLease:RetryInterval = 0 ms is invalid" },
+        { "HeartbeatTtl", o => o.HeartbeatTtl = TimeSpan.Zero, "PollLease:HeartbeatTtl = 0 ms is invalid" },
+        { "HeartbeatInterval", o => o.HeartbeatInterval = TimeSpan.Zero, "PollLease:HeartbeatInterval = 0 ms is invalid" },
+        { "OperationTimeout", o => o.OperationTimeout = TimeSpan.Zero, "PollLease:OperationTimeout = 0 ms is invalid" },
+        { "ShutdownTimeout", o => o.ShutdownTimeout = TimeSpan.Zero, "PollLease:ShutdownTimeout = 0 ms is invalid" },
+        { "SafetyMargin", o => o.SafetyMargin = TimeSpan.FromSeconds(-1), "PollLease:SafetyMargin = -1 s is invalid: it must not be negative." },
+        { "LeaseTtl", o => o.LeaseTtl = TimeSpan.FromSeconds(21), "PollLease:LeaseTtl = 21 s is invalid: it must be at least 2 x RenewInterval + SafetyMargin (22 s)" },
+        { "RetryInterval", o => o.RetryInterval = TimeSpan.FromSeconds(11), "PollLease:RetryInterval = 11 s is invalid: it must not exceed RenewInterval (10 s)" },
+        { "HeartbeatTtl", o => o.HeartbeatTtl = TimeSpan.FromSeconds(19), "PollLease:HeartbeatTtl = 19 s is invalid: it must be at least 2 x HeartbeatInterval (20 s)" },
+        { "OperationTimeout", o => o.OperationTimeout = TimeSpan.FromSeconds(29), "PollLease:OperationTimeout = 29 s is invalid: it must not exceed LeaseTtl - SafetyMargin (28 s)" },
+        { "ShutdownTimeout", o => o.ShutdownTimeout = TimeSpan.FromSeconds(5), "PollLease:ShutdownTimeout = 5 s is invalid: it must be less than 5 s" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Rules))]
+    public void Every_rule_rejects_a_bad_value_with_one_message_naming_field_value_and_rule(string field, Action<PollLeaseOptions> breakIt, string expected)
+    {
+        var o = new PollLeaseOptions();
+        breakIt(o);
+
+        var failure = Assert.Single(PollLeaseOptionsValidator.GetFailures(o));
+
+        Assert.Contains(expected, failure, StringComparison.Ordinal);
+        Assert.StartsWith($"PollLease:{field} = ", failure, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Lease_manager_constructor_refuses_invalid_options()
+    {
+        var o = new PollLeaseOptions { LeaseTtl = TimeSpan.FromSeconds(5) };
+        var e = Assert.Throws<OptionsValidationException>(() => PollLeaseOptionsValidator.ThrowIfInvalid(o));
+        Assert.Contains("PollLease:LeaseTtl = 5 s is invalid", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Options_bind_from_configuration_with_timespan_strings()
+    {
+        var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["PollLease:KeyPrefix"] = "fleet1",
+            ["PollLease:LeaseTtl"] = "00:00:12",
+            ["PollLease:RenewInterval"] = "00:00:04",
+            ["PollLease:SafetyMargin"] = "00:00:01",
+        }).Build();
+        var o = config.GetSection(PollLeaseOptions.SectionName).Get<PollLeaseOptions>()!;
+
+        Assert.Equal("fleet1", o.KeyPrefix);
+        Assert.Equal(TimeSpan.FromSeconds(12), o.LeaseTtl);
+        Assert.Equal(TimeSpan.FromSeconds(4), o.CycleInterval);
+        Assert.Empty(PollLeaseOptionsValidator.GetFailures(o));
+    }
+}
+
+public sealed class InstanceIdentityTests
+{
+    [Fact]
+    public void Generated_ids_are_hostname_boot_ms_random_and_key_safe()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.FromUnixTimeMilliseconds(1_795_534_315_114));
+        var id = InstanceIdentity.Generate("Web Host{01}:x", time);
+        var other = InstanceIdentity.Generate("Web Host{01}:x", time);
+
+        Assert.Matches("^web-host-01--x-1795534315114-[0-9a-f]{6}$", id);
+        Assert.NotEqual(id, other);
+        Assert.True(KeySafety.IsSafe(id, KeySafety.MaxLength));
+    }
+
+    [Fact]
+    public void A_configured_id_wins()
+    {
+        Assert.Equal("fixed-1", InstanceIdentity.Resolve("fixed-1", TimeProvider.System));
+        Assert.StartsWith(KeySafety.Sanitize(Environment.MachineName.ToLowerInvariant(), 64), InstanceIdentity.Resolve(null, TimeProvider.System), StringComparison.Ordinal);
+    }
+}
