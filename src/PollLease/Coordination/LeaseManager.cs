@@ -21,7 +21,7 @@ namespace PollLease.Coordination;
 /// polls); the deadline makes it <see cref="LeaseState.Lost"/>. With Redis unreachable nothing stays owned
 /// past its deadline, and the instance recovers by itself when Redis returns. All members are thread-safe.
 /// </remarks>
-public sealed class LeaseManager : IAsyncDisposable
+public sealed class LeaseManager : IAsyncDisposable, ILeaseView
 {
     private readonly LeaseStore _store;
     private readonly PollLeaseOptions _options;

@@ -1,0 +1,38 @@
+namespace PollLease.Polling;
+
+/// <summary>
+/// Settings of the per-instance poll scheduler, bound from <c>PollLease:Polling</c>. Validated at start-up by
+/// <see cref="PollingOptionsValidator"/>.
+/// </summary>
+public sealed class PollingOptions
+{
+    /// <summary>The configuration section these options are bound from.</summary>
+    public const string SectionName = "PollLease:Polling";
+
+    /// <summary>How many polls may run at once in one instance. Default 16.</summary>
+    public int MaxConcurrency { get; set; } = 16;
+
+    /// <summary>
+    /// Upper bound of one poll. A poll is also cancelled before its lease's local validity deadline, whichever
+    /// comes first. Default 30 s.
+    /// </summary>
+    public TimeSpan PollTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often the scheduler looks for due sessions. Default 250 ms.</summary>
+    public TimeSpan Tick { get; set; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>
+    /// Fraction of a session's interval used as random jitter for its first poll after the lease is acquired, so
+    /// sessions taken over together do not all poll in the same instant. 0 to 1; default 0.1.
+    /// </summary>
+    public double Jitter { get; set; } = 0.1;
+
+    /// <summary>
+    /// Check ownership against Redis (one round trip) before every poll, not only against the local lease state
+    /// (seed T027). Sessions whose metadata has <c>critical=true</c> are always checked. Default false.
+    /// </summary>
+    public bool StrictOwnershipCheck { get; set; }
+
+    /// <summary>Default poll interval for sessions added without one. 4 to 120 s; default 30 s.</summary>
+    public TimeSpan DefaultInterval { get; set; } = TimeSpan.FromSeconds(30);
+}
