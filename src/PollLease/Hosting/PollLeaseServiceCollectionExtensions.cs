@@ -1,0 +1,75 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using PollLease.Assignment;
+using PollLease.Coordination;
+using PollLease.Polling;
+using PollLease.Sessions;
+using StackExchange.Redis;
+
+namespace PollLease.Hosting;
+
+/// <summary>Registers PollLease in a .NET Generic Host (pollctl, the Azure Functions worker, your own service).</summary>
+public static class PollLeaseServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds one PollLease instance: options bound from the <c>PollLease</c> section and validated at start-up,
+    /// the Redis connection (unless an <see cref="IConnectionMultiplexer"/> is already registered), the session
+    /// catalog, the lease manager and the hosted service that runs heartbeat, lease and poll loops. Register the
+    /// poll handler with <see cref="AddPollHandler{THandler}"/>.
+    /// </summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="configuration">Configuration holding the <c>PollLease</c> section.</param>
+    public static IServiceCollection AddPollLease(this IServiceCollection services, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configuration);
+
+        services.AddOptions<PollLeaseOptions>().Bind(configuration.GetSection(PollLeaseOptions.SectionName)).ValidateOnStart();
+        services.PostConfigure<PollLeaseOptions>(o =>
+        {
+            // Resolve the generated id once, so the Redis ClientName, logs and leases all use the same one.
+            if (string.IsNullOrEmpty(o.InstanceId))
+            {
+                o.InstanceId = InstanceIdentity.Generate(Environment.MachineName, TimeProvider.System);
+            }
+        });
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PollLeaseOptions>, PollLeaseOptionsValidator>());
+        services.AddOptions<PollingOptions>().Bind(configuration.GetSection(PollingOptions.SectionName)).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PollingOptions>, PollingOptionsValidator>());
+        services.AddOptions<PollLeaseRedisOptions>();
+        services.TryAddSingleton(TimeProvider.System);
+
+        services.TryAddSingleton<IConnectionMultiplexer>(sp => RedisConnectionFactory.ConnectAsync(
+                sp.GetRequiredService<IOptions<PollLeaseOptions>>().Value,
+                sp.GetRequiredService<IOptions<PollLeaseRedisOptions>>().Value,
+                sp.GetRequiredService<ILoggerFactory>().CreateLogger("PollLease.Redis"))
+            .GetAwaiter().GetResult());
+
+        services.TryAddSingleton(sp => new LeaseManager(
+            sp.GetRequiredService<IConnectionMultiplexer>(),
+            sp.GetRequiredService<IOptions<PollLeaseOptions>>().Value,
+            sp.GetRequiredService<ISessionDirectory>(),
+            new FirstComePlanner(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILoggerFactory>(),
+            sp.GetService<IMeterFactory>()));
+        services.AddHostedService<PollLeaseHostedService>();
+        return services;
+    }
+
+    /// <summary>Registers the poll handler every session of this instance is polled with (one singleton).</summary>
+    /// <typeparam name="THandler">The handler type.</typeparam>
+    /// <param name="services">The service collection.</param>
+    public static IServiceCollection AddPollHandler<THandler>(this IServiceCollection services)
+        where THandler : class, IPollHandler
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        services.RemoveAll<IPollHandler>();
+        services.AddSingleton<IPollHandler, THandler>();
+        return services;
+    }
+}

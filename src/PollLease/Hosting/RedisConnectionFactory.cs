@@ -1,0 +1,45 @@
+using Microsoft.Extensions.Logging;
+using PollLease.Coordination;
+using StackExchange.Redis;
+
+namespace PollLease.Hosting;
+
+/// <summary>
+/// Builds the one long-lived multiplexer an instance uses: AbortOnConnectFail=false so a Redis that is down at
+/// start-up (or later) is retried in the background, ClientName = instance id so <c>CLIENT LIST</c> shows who is
+/// who, and the configured hooks applied. The connection string is never logged; only the endpoints are.
+/// </summary>
+internal static partial class RedisConnectionFactory
+{
+    public static async Task<IConnectionMultiplexer> ConnectAsync(PollLeaseOptions options, PollLeaseRedisOptions hooks, ILogger logger)
+    {
+        if (string.IsNullOrWhiteSpace(options.Redis))
+        {
+            throw new InvalidOperationException($"{PollLeaseOptions.SectionName}:Redis is not set: give a StackExchange.Redis connection string (for example 'localhost:6379' or 'name.redis.cache.windows.net:6380,ssl=true,password=...').");
+        }
+        ConfigurationOptions config;
+        try
+        {
+            config = ConfigurationOptions.Parse(options.Redis);
+        }
+        catch (ArgumentException e)
+        {
+            // The exception text may quote the connection string; do not pass it on.
+            throw new InvalidOperationException($"{PollLeaseOptions.SectionName}:Redis is not a valid StackExchange.Redis connection string ({e.GetType().Name}).");
+        }
+        config.AbortOnConnectFail = false;
+        config.ClientName ??= options.InstanceId;
+        foreach (var hook in hooks.ConfigureConnection)
+        {
+            await hook(config).ConfigureAwait(false);
+        }
+        if (logger.IsEnabled(LogLevel.Information))
+        {
+            Connecting(logger, string.Join(",", config.EndPoints.Select(e => e.ToString())), config.Ssl);
+        }
+        return await ConnectionMultiplexer.ConnectAsync(config).ConfigureAwait(false);
+    }
+
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Connecting to Redis: endpoints={Endpoints} tls={Tls}")]
+    private static partial void Connecting(ILogger logger, string endpoints, bool tls);
+}
