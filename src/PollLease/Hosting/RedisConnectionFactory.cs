@@ -33,10 +33,8 @@ internal static partial class RedisConnectionFactory
         {
             await hook(config).ConfigureAwait(false);
         }
-        if (logger.IsEnabled(LogLevel.Information))
-        {
-            Connecting(logger, string.Join(",", config.EndPoints.Select(e => e.ToString())), config.Ssl);
-        }
+        var endpoints = string.Join(",", config.EndPoints.Select(e => e.ToString()));
+        Connecting(logger, endpoints, config.Ssl);
         return await ConnectionMultiplexer.ConnectAsync(config).ConfigureAwait(false);
     }
 
