@@ -1,0 +1,65 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
+using PollLease.Coordination;
+using PollLease.Sessions;
+using PollLease.Telemetry;
+using PollLease.Tests.Infrastructure;
+
+namespace PollLease.Tests.Coordination;
+
+public abstract class LeaseMetricsTests(RedisFixture fixture)
+{
+    [Fact]
+    public async Task Lease_instruments_report_owned_acquired_released_lost_and_cycle_duration()
+    {
+        var prefix = RedisFixture.NewPrefix();
+        using var meterFactory = new TestMeterFactory();
+        await using var redis = await fixture.ConnectAsync();
+        await using var a = new LeaseManager(redis, LeaseTestHost.FastOptions(prefix, "node-m"), new StaticSessionDirectory(["s1", "s2", "s3"]), meterFactory: meterFactory);
+        var meter = meterFactory.Meters.Single();
+        using var acquired = new MetricCollector<long>(meter, "polllease.lease.acquisitions");
+        using var released = new MetricCollector<long>(meter, "polllease.lease.releases");
+        using var lost = new MetricCollector<long>(meter, "polllease.lease.losses");
+        using var duration = new MetricCollector<double>(meter, "polllease.cycle.duration");
+        using var owned = new MetricCollector<int>(meter, "polllease.leases.owned");
+
+        await a.RunCycleAsync();
+        await a.ReleaseAsync("s1", LeaseReasons.Rebalance);
+        await fixture.Redis.GetDatabase().KeyDeleteAsync($"{{{prefix}}}:lease:s2");
+        await a.RunCycleAsync();
+        owned.RecordObservableInstruments();
+
+        Assert.Equal(3 + 1, acquired.GetMeasurementSnapshot().EvaluateAsCounter()); // s1 is re-acquired by first-come
+        var r = Assert.Single(released.GetMeasurementSnapshot());
+        Assert.Equal(LeaseReasons.Rebalance, r.Tags["reason"]);
+        Assert.Equal("node-m", r.Tags["instance"]);
+        var l = Assert.Single(lost.GetMeasurementSnapshot());
+        Assert.Equal(LeaseReasons.Expired, l.Tags["reason"]);
+        Assert.Equal(2, duration.GetMeasurementSnapshot().Count);
+        Assert.Equal(2, owned.LastMeasurement!.Value);
+    }
+
+    private sealed class TestMeterFactory : IMeterFactory
+    {
+        public List<Meter> Meters { get; } = [];
+
+        public Meter Create(MeterOptions options)
+        {
+            var meter = new Meter(options.Name, options.Version, options.Tags, this);
+            Meters.Add(meter);
+            return meter;
+        }
+
+        public void Dispose()
+        {
+            foreach (var m in Meters)
+            {
+                m.Dispose();
+            }
+        }
+    }
+}
+
+public sealed class LeaseMetricsTests_RedisServer(RedisServerFixture f) : LeaseMetricsTests(f), IClassFixture<RedisServerFixture>;
+
+public sealed class LeaseMetricsTests_Garnet(GarnetFixture f) : LeaseMetricsTests(f), IClassFixture<GarnetFixture>;
