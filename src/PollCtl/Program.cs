@@ -1,0 +1,28 @@
+using System.CommandLine;
+using PollCtl;
+
+// pollctl: the local fleet runner and admin CLI. Exit codes: 0 ok, 1 runtime failure, 2 bad usage.
+var redisOption = new Option<string?>("--redis") { Description = "StackExchange.Redis connection string (default: POLL_REDIS, else the embedded server)" };
+var portOption = new Option<int>("--port") { Description = "Port of the embedded Garnet server", DefaultValueFactory = _ => EmbeddedRedis.DefaultPort };
+var prefixOption = new Option<string>("--prefix") { Description = "Key prefix of the fleet", DefaultValueFactory = _ => "poll" };
+
+var instances = new Option<int>("--instances", "-n") { Description = "Instances to run in this process", DefaultValueFactory = _ => 1 };
+var plain = new Option<bool>("--plain") { Description = "Plain log lines instead of the live view (automatic when output is redirected)" };
+var leaseTtl = new Option<TimeSpan>("--lease-ttl") { Description = "Lease TTL (renew and heartbeat every third of it)", DefaultValueFactory = _ => TimeSpan.FromSeconds(9) };
+var noSample = new Option<bool>("--no-sample") { Description = "Do not load samples/sessions.json into an empty catalog" };
+var run = new Command("run", "Run 1..N PollLease instances polling the catalog with the record handler") { redisOption, portOption, prefixOption, instances, plain, leaseTtl, noSample };
+run.SetAction((p, ct) => Cli.GuardAsync(() => RunCommand.RunAsync(new RunSettings(
+    p.GetValue(redisOption), p.GetValue(portOption), p.GetValue(prefixOption)!, p.GetValue(instances), p.GetValue(plain) || Console.IsOutputRedirected,
+    p.GetValue(leaseTtl), !p.GetValue(noSample)), ct)));
+
+var root = new RootCommand("pollctl: run a local PollLease fleet") { run };
+var parsed = root.Parse(args);
+if (parsed.Errors.Count > 0)
+{
+    foreach (var error in parsed.Errors)
+    {
+        await Console.Error.WriteLineAsync("pollctl: " + error.Message);
+    }
+    return 2;
+}
+return await parsed.InvokeAsync();

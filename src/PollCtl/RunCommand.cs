@@ -1,0 +1,238 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using System.Globalization;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using PollLease.Coordination;
+using PollLease.Hosting;
+using PollLease.Polling;
+using PollLease.Telemetry;
+using StackExchange.Redis;
+
+namespace PollCtl;
+
+internal sealed record RunSettings(string? Redis, int Port, string Prefix, int Instances, bool Plain, TimeSpan LeaseTtl, bool LoadSample);
+
+/// <summary>
+/// `pollctl run`: 1..N PollLease instances in this process, each a Generic Host of its own (own connection,
+/// own instance id), exactly as PollFunctions hosts one. Ctrl+C stops them gracefully: leases released.
+/// </summary>
+internal static class RunCommand
+{
+    public static async Task<int> RunAsync(RunSettings settings, CancellationToken cancellationToken)
+    {
+        if (settings.Instances is < 1 or > 100)
+        {
+            throw new ArgumentException($"--instances = {settings.Instances} is invalid: it must be between 1 and 100.");
+        }
+        if (settings.LeaseTtl < TimeSpan.FromSeconds(1) || settings.LeaseTtl > TimeSpan.FromMinutes(10))
+        {
+            throw new ArgumentException($"--lease-ttl = {settings.LeaseTtl} is invalid: it must be between 1 s and 10 min.");
+        }
+
+        using var redis = await EmbeddedRedis.ResolveAsync(EmbeddedRedis.Configured(settings.Redis), settings.Port, allowEmbedded: true).ConfigureAwait(false);
+        await using var admin = await Cli.ConnectAsync(new AdminTarget(redis.ConnectionString, settings.Port, settings.Prefix)).ConfigureAwait(false);
+        var sessions = new FixedSessions(settings.LoadSample ? SampleCatalog.Load() : []);
+        var loaded = (await sessions.GetSessionsAsync(cancellationToken).ConfigureAwait(false)).Count;
+
+        var fleet = new Fleet(settings, redis.ConnectionString, sessions);
+        Console.Out.WriteLine($"pollctl: {redis.Description}, prefix '{settings.Prefix}', {settings.Instances} instance(s), lease TTL {settings.LeaseTtl.TotalSeconds:0.#} s"
+            + (loaded > 0 ? $", loaded {loaded} sample sessions" : ""));
+        try
+        {
+            for (var i = 0; i < settings.Instances; i++)
+            {
+                await fleet.AddAsync(cancellationToken).ConfigureAwait(false);
+            }
+            if (settings.Plain)
+            {
+                await PlainView.RunAsync(fleet, admin, settings.Prefix, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await LiveView.RunAsync(fleet, admin, settings.Prefix, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Ctrl+C: stop below.
+        }
+        finally
+        {
+            await fleet.StopAllAsync().ConfigureAwait(false);
+        }
+        Console.Out.WriteLine("pollctl: stopped; leases released");
+        return 0;
+    }
+}
+
+/// <summary>The instances this process runs, plus what the views show about them.</summary>
+internal sealed class Fleet
+{
+    private readonly RunSettings _settings;
+    private readonly string _connectionString;
+    private readonly List<Member> _members = [];
+    private readonly object _lock = new();
+
+    private readonly FixedSessions _sessions;
+
+    public Fleet(RunSettings settings, string connectionString, FixedSessions sessions)
+    {
+        _sessions = sessions;
+        _settings = settings;
+        _connectionString = connectionString;
+    }
+
+    public ConcurrentQueue<string> RecentEvents { get; } = new();
+
+    public ConcurrentDictionary<string, long> PollsStarted { get; } = new(StringComparer.Ordinal);
+
+    public IReadOnlyList<LeaseManager> Instances
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _members.Select(m => m.Leases).ToArray();
+            }
+        }
+    }
+
+    public async Task AddAsync(CancellationToken cancellationToken)
+    {
+        var third = _settings.LeaseTtl / 3;
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["PollLease:Redis"] = _connectionString,
+            ["PollLease:KeyPrefix"] = _settings.Prefix,
+            ["PollLease:LeaseTtl"] = _settings.LeaseTtl.ToString("c", CultureInfo.InvariantCulture),
+            ["PollLease:RenewInterval"] = third.ToString("c", CultureInfo.InvariantCulture),
+            ["PollLease:HeartbeatTtl"] = _settings.LeaseTtl.ToString("c", CultureInfo.InvariantCulture),
+            ["PollLease:HeartbeatInterval"] = third.ToString("c", CultureInfo.InvariantCulture),
+            ["PollLease:RetryInterval"] = TimeSpan.FromSeconds(Math.Min(1, third.TotalSeconds)).ToString("c", CultureInfo.InvariantCulture),
+            ["PollLease:SafetyMargin"] = (third / 3).ToString("c", CultureInfo.InvariantCulture),
+            ["PollLease:OperationTimeout"] = TimeSpan.FromSeconds(Math.Min(5, third.TotalSeconds)).ToString("c", CultureInfo.InvariantCulture),
+        });
+        builder.Configuration.AddEnvironmentVariables();
+        builder.Logging.ClearProviders();
+        if (_settings.Plain)
+        {
+            builder.Logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "HH:mm:ss.fff ";
+                o.IncludeScopes = false;
+            });
+            builder.Logging.AddFilter("PollLease", LogLevel.Information);
+            builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        }
+        builder.Services.AddMetrics();
+        builder.Services.AddSingleton<PollLease.Sessions.ISessionDirectory>(_sessions);
+        builder.Services.AddSingleton<PollLease.Sessions.IPollSessionSource>(_sessions);
+        builder.Services.AddPollLease(builder.Configuration);
+        builder.Services.AddPollHandler<LogPollHandler>();
+        var host = builder.Build();
+        var leases = host.Services.GetRequiredService<LeaseManager>();
+        leases.LeaseChanged += (_, e) => OnLeaseEvent(e);
+        var listener = ListenToPolls(host.Services.GetRequiredService<IMeterFactory>(), leases.InstanceId);
+        await host.StartAsync(cancellationToken).ConfigureAwait(false);
+        lock (_lock)
+        {
+            _members.Add(new Member(host, leases, listener));
+        }
+        Note($"{leases.InstanceId} joined");
+    }
+
+    /// <summary>Simulates a crash of the newest instance: its connection drops, nothing is released.</summary>
+    public async Task KillNewestAsync()
+    {
+        Member? victim;
+        lock (_lock)
+        {
+            victim = _members.Count > 0 ? _members[^1] : null;
+            if (victim is not null)
+            {
+                _members.RemoveAt(_members.Count - 1);
+            }
+        }
+        if (victim is null)
+        {
+            return;
+        }
+        Note($"{victim.Leases.InstanceId} killed (no release): its sessions move after the lease TTL");
+        var redis = victim.Host.Services.GetRequiredService<IConnectionMultiplexer>();
+        await redis.CloseAsync(allowCommandsToComplete: false).ConfigureAwait(false);
+        await victim.Host.StopAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+        victim.Dispose();
+    }
+
+    public async Task StopAllAsync()
+    {
+        Member[] members;
+        lock (_lock)
+        {
+            members = [.. _members];
+            _members.Clear();
+        }
+        await Task.WhenAll(members.Select(async m =>
+        {
+            await m.Host.StopAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+            m.Dispose();
+        })).ConfigureAwait(false);
+    }
+
+    private void OnLeaseEvent(LeaseEvent e)
+    {
+        if (e.Kind is LeaseEventKind.Acquired or LeaseEventKind.Lost or LeaseEventKind.Released or LeaseEventKind.Uncertain)
+        {
+            Note($"{e.InstanceId} {e.Kind.ToString().ToLowerInvariant()} {e.SessionId}" + (e.Reason is null ? "" : $" ({e.Reason})") + (e.Token > 0 && e.Kind == LeaseEventKind.Acquired ? $" token={e.Token}" : ""));
+        }
+    }
+
+    private void Note(string text)
+    {
+        RecentEvents.Enqueue($"{DateTime.Now:HH:mm:ss} {text}");
+        while (RecentEvents.Count > 200 && RecentEvents.TryDequeue(out _))
+        {
+        }
+    }
+
+    private MeterListener ListenToPolls(IMeterFactory meterFactory, string instanceId)
+    {
+        var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == PollLeaseTelemetry.MeterName && instrument.Name == "polllease.polls.started")
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "instance" && tag.Value is string id && id == instanceId)
+                {
+                    PollsStarted.AddOrUpdate(id, value, (_, v) => v + value);
+                }
+            }
+        });
+        listener.Start();
+        GC.KeepAlive(meterFactory);
+        return listener;
+    }
+
+    private sealed record Member(IHost Host, LeaseManager Leases, MeterListener Listener) : IDisposable
+    {
+        public void Dispose()
+        {
+            Listener.Dispose();
+            Host.Dispose();
+        }
+    }
+}

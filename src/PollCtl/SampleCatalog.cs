@@ -1,0 +1,34 @@
+using System.Text.Json;
+using PollLease.Sessions;
+
+namespace PollCtl;
+
+/// <summary>The sample sessions shipped in samples/sessions.json.</summary>
+internal static class SampleCatalog
+{
+    public static IReadOnlyList<PollSession> Load()
+    {
+        var path = Path.Combine(AppContext.BaseDirectory, "samples", "sessions.json");
+        using var stream = File.OpenRead(path);
+        using var doc = JsonDocument.Parse(stream);
+        var sessions = new List<PollSession>();
+        foreach (var s in doc.RootElement.GetProperty("sessions").EnumerateArray())
+        {
+            var id = s.GetProperty("id").GetString() ?? "";
+            SessionIds.Validate(id, "sessions.json id");
+            sessions.Add(new PollSession(id, s.GetProperty("target").GetString() ?? "", TimeSpan.FromSeconds(s.GetProperty("intervalSeconds").GetInt32()), false, new Dictionary<string, string>()));
+        }
+        return sessions;
+    }
+}
+
+/// <summary>A fixed catalog for the local fleet: the lease manager's directory and the scheduler's source in one.</summary>
+internal sealed class FixedSessions(IReadOnlyList<PollSession> sessions) : ISessionDirectory, IPollSessionSource
+{
+    private readonly IReadOnlyCollection<string> _ids = sessions.Where(s => !s.Paused).Select(s => s.Id).ToArray();
+    private readonly IReadOnlyDictionary<string, PollSession> _byId = sessions.ToDictionary(s => s.Id, StringComparer.Ordinal);
+
+    public ValueTask<IReadOnlyCollection<string>> GetActiveSessionIdsAsync(string catalogVersion, CancellationToken cancellationToken) => ValueTask.FromResult(_ids);
+
+    public ValueTask<IReadOnlyDictionary<string, PollSession>> GetSessionsAsync(CancellationToken cancellationToken) => ValueTask.FromResult(_byId);
+}

@@ -1,0 +1,107 @@
+using StackExchange.Redis;
+
+namespace PollLease.Coordination;
+
+/// <summary>One registered instance as seen in the registry.</summary>
+/// <param name="InstanceId">The instance id.</param>
+/// <param name="Live">True while its heartbeat has not expired.</param>
+/// <param name="HeartbeatExpiresIn">Time until its heartbeat expires (negative once expired).</param>
+/// <param name="Metadata">The JSON metadata it registered with (host, pid, started), or null when its node key expired.</param>
+public sealed record FleetNode(string InstanceId, bool Live, TimeSpan HeartbeatExpiresIn, string? Metadata);
+
+/// <summary>One session's lease as seen in Redis.</summary>
+/// <param name="SessionId">The session id.</param>
+/// <param name="Owner">The holder, or null when nobody holds it.</param>
+/// <param name="Token">The holder's fencing token (0 when none or malformed).</param>
+/// <param name="LeaseExpiresIn">Time left on the lease, or null when nobody holds it.</param>
+public sealed record FleetLease(string SessionId, string? Owner, long Token, TimeSpan? LeaseExpiresIn);
+
+/// <summary>A snapshot of the whole fleet: instances, leases, and how even the load is.</summary>
+/// <param name="ServerTime">Redis server time of the snapshot.</param>
+/// <param name="Nodes">Registered instances, live first.</param>
+/// <param name="Leases">Every session in the catalog with its lease.</param>
+public sealed record FleetStatus(DateTimeOffset ServerTime, IReadOnlyList<FleetNode> Nodes, IReadOnlyList<FleetLease> Leases)
+{
+    /// <summary>Live instance count.</summary>
+    public int LiveCount => Nodes.Count(n => n.Live);
+
+    /// <summary>Sessions nobody holds.</summary>
+    public IReadOnlyList<string> Unowned => Leases.Where(l => l.Owner is null).Select(l => l.SessionId).ToArray();
+
+    /// <summary>The most sessions any live instance should hold: ceil(S / N) (S when no instance is live).</summary>
+    public int Ideal => LiveCount == 0 ? Leases.Count : (Leases.Count + LiveCount - 1) / LiveCount;
+
+    /// <summary>Leases held per instance (live instances with none included).</summary>
+    public IReadOnlyDictionary<string, int> CountsByOwner
+    {
+        get
+        {
+            var counts = Nodes.Where(n => n.Live).ToDictionary(n => n.InstanceId, _ => 0, StringComparer.Ordinal);
+            foreach (var l in Leases)
+            {
+                if (l.Owner is not null)
+                {
+                    counts[l.Owner] = counts.GetValueOrDefault(l.Owner) + 1;
+                }
+            }
+            return counts;
+        }
+    }
+}
+
+/// <summary>Reads a <see cref="FleetStatus"/> from Redis in two round trips, without SCAN.</summary>
+public sealed class FleetStatusReader
+{
+    private readonly IConnectionMultiplexer _redis;
+    private readonly RedisKeys _keys;
+
+    /// <summary>Creates a reader for the fleet under <paramref name="keyPrefix"/>.</summary>
+    /// <param name="redis">The connection.</param>
+    /// <param name="keyPrefix">The fleet's key prefix (without braces).</param>
+    public FleetStatusReader(IConnectionMultiplexer redis, string keyPrefix)
+    {
+        _redis = redis;
+        _keys = new RedisKeys(keyPrefix);
+    }
+
+    /// <summary>Reads the registry, the catalog's session ids and every session's lease.</summary>
+    /// <param name="cancellationToken">Cancels the read.</param>
+    public async Task<FleetStatus> ReadAsync(CancellationToken cancellationToken = default)
+    {
+        var db = _redis.GetDatabase();
+        var batch = db.CreateBatch();
+        var time = batch.ExecuteAsync("TIME");
+        var nodes = batch.SortedSetRangeByRankWithScoresAsync(_keys.Nodes);
+        var sessions = batch.SetMembersAsync(_keys.Sessions);
+        batch.Execute();
+        await Task.WhenAll(time, nodes, sessions).WaitAsync(cancellationToken).ConfigureAwait(false);
+
+        var t = (RedisResult[])(await time.ConfigureAwait(false))!;
+        var nowMs = (long)t[0] * 1000 + (long)t[1] / 1000;
+        var nodeList = (await nodes.ConfigureAwait(false)).Select(e => (Id: e.Element.ToString(), Expiry: (long)e.Score)).ToArray();
+        var ids = (await sessions.ConfigureAwait(false)).Select(v => v.ToString()).Order(StringComparer.Ordinal).ToArray();
+
+        batch = db.CreateBatch();
+        var meta = nodeList.Select(n => batch.StringGetAsync(_keys.Node(n.Id))).ToArray();
+        var values = ids.Select(id => batch.StringGetAsync(_keys.Lease(id))).ToArray();
+        var ttls = ids.Select(id => batch.KeyTimeToLiveAsync(_keys.Lease(id))).ToArray();
+        batch.Execute();
+        await Task.WhenAll(meta.Cast<Task>().Concat(values).Concat(ttls)).WaitAsync(cancellationToken).ConfigureAwait(false);
+
+        var fleetNodes = nodeList
+            .Select((n, i) => new FleetNode(n.Id, n.Expiry >= nowMs, TimeSpan.FromMilliseconds(n.Expiry - nowMs), meta[i].Result.IsNull ? null : meta[i].Result.ToString()))
+            .OrderByDescending(n => n.Live).ThenBy(n => n.InstanceId, StringComparer.Ordinal).ToArray();
+        var leases = ids.Select((id, i) =>
+        {
+            var v = values[i].Result;
+            if (v.IsNull)
+            {
+                return new FleetLease(id, null, 0, null);
+            }
+            return LeaseValue.TryParse(v.ToString(), out var owner, out var token)
+                ? new FleetLease(id, owner, token, ttls[i].Result)
+                : new FleetLease(id, v.ToString(), 0, ttls[i].Result);
+        }).ToArray();
+        return new FleetStatus(DateTimeOffset.FromUnixTimeMilliseconds(nowMs), fleetNodes, leases);
+    }
+}
