@@ -25,4 +25,5 @@ if (parsed.Errors.Count > 0)
     }
     return 2;
 }
-return await parsed.InvokeAsync();
+// RunCommand owns SIGINT/SIGTERM and stops the fleet in order; System.CommandLine would otherwise exit the process 2 s after the signal.
+return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });

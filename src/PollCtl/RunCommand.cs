@@ -32,6 +32,11 @@ internal static class RunCommand
             throw new ArgumentException($"--lease-ttl = {settings.LeaseTtl} is invalid: it must be between 1 s and 10 min.");
         }
 
+        // Own the stop signals: Ctrl+C and SIGTERM end the run gracefully (leases released) whatever else listens.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+        cancellationToken = stop.Token;
         using var redis = await EmbeddedRedis.ResolveAsync(EmbeddedRedis.Configured(settings.Redis), settings.Port, allowEmbedded: true).ConfigureAwait(false);
         await using var admin = await Cli.ConnectAsync(new AdminTarget(redis.ConnectionString, settings.Port, settings.Prefix)).ConfigureAwait(false);
         var sessions = new FixedSessions(settings.LoadSample ? SampleCatalog.Load() : []);
@@ -129,6 +134,7 @@ internal sealed class Fleet
             builder.Logging.AddFilter("PollLease", LogLevel.Information);
             builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         }
+        builder.Services.AddSingleton<IHostLifetime, CommandLineLifetime>();
         builder.Services.AddMetrics();
         builder.Services.AddSingleton<PollLease.Sessions.ISessionDirectory>(_sessions);
         builder.Services.AddSingleton<PollLease.Sessions.IPollSessionSource>(_sessions);
@@ -235,4 +241,15 @@ internal sealed class Fleet
             Host.Dispose();
         }
     }
+}
+
+/// <summary>
+/// The instances' hosts do not listen for Ctrl+C themselves (ConsoleLifetime would swallow the signal per host);
+/// pollctl's command line owns the signal and stops every host in order.
+/// </summary>
+internal sealed class CommandLineLifetime : IHostLifetime
+{
+    public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
