@@ -63,7 +63,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         TimeProvider? timeProvider = null,
         ILoggerFactory? loggerFactory = null,
         IMeterFactory? meterFactory = null)
-        : this(redis, options, sessions, new FirstComePlanner(), timeProvider, loggerFactory, meterFactory)
+        : this(redis, options, sessions, DefaultPlanner(options, timeProvider), timeProvider, loggerFactory, meterFactory)
     {
     }
 
@@ -100,6 +100,12 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         });
     }
 
+    private static BalancedPlanner DefaultPlanner(PollLeaseOptions options, TimeProvider? time)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new BalancedPlanner(options.BalanceEpsilon, time ?? TimeProvider.System, options.HeartbeatTtl + options.CycleInterval);
+    }
+
     /// <summary>Raised for every lease change. Handlers run on the cycle's thread; exceptions are logged and ignored.</summary>
     public event EventHandler<LeaseEvent>? LeaseChanged;
 
@@ -113,6 +119,22 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
 
     /// <summary>Live instance ids as of the last successful cycle (sorted by Redis).</summary>
     public IReadOnlyList<string> LiveNodes => Volatile.Read(ref _liveNodes);
+
+    /// <summary>
+    /// The balanced assignment this instance planned its last cycle with (live instances x active sessions).
+    /// Every instance with the same view computes the same one.
+    /// </summary>
+    public BalancedAssignment Assignment => _planner is BalancedPlanner balanced
+        ? balanced.Current
+        : BalancedAssignment.Compute(LiveNodes.Append(InstanceId), ActiveSessions, _options.BalanceEpsilon);
+
+    /// <summary>The instance the session is assigned to in <see cref="Assignment"/>, or null (seed T031).</summary>
+    /// <param name="sessionId">The session.</param>
+    public string? PreferredOwner(string sessionId) => Assignment.PreferredOwner(sessionId);
+
+    /// <summary>True when this instance is the session's assigned instance (seed T032).</summary>
+    /// <param name="sessionId">The session.</param>
+    public bool IsPreferredOwner(string sessionId) => Assignment.IsPreferredOwner(sessionId, InstanceId);
 
     /// <summary>Active session ids as of the last cycle.</summary>
     public IReadOnlyCollection<string> ActiveSessions => Volatile.Read(ref _activeSessions);
@@ -398,20 +420,34 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
             LeaseLog.SessionSourceFailed(_logger, e, InstanceId);
         }
 
+        if (!_registered && !await RegisterAsync(cancellationToken).ConfigureAwait(false))
+        {
+            return new LeaseCycleResult(false, 0, 0, 0, 0, 0, TimeSpan.Zero);
+        }
+
         LeasePlan plan;
         List<(string SessionId, long Token)> renew;
         lock (_lock)
         {
             var heldElsewhere = new Dictionary<string, string>(StringComparer.Ordinal);
+            var handedOff = new HashSet<string>(StringComparer.Ordinal);
             var live = new HashSet<string>(_liveNodes, StringComparer.Ordinal);
             foreach (var (session, f) in _foreign)
             {
-                if (f.ExpiresAt > started && live.Contains(f.Holder))
+                if (f.ExpiresAt <= started)
+                {
+                    continue;
+                }
+                if (f.HandedOff)
+                {
+                    handedOff.Add(session);
+                }
+                else if (live.Contains(f.Holder))
                 {
                     heldElsewhere[session] = f.Holder;
                 }
             }
-            plan = _planner.Plan(new LeasePlanInput(InstanceId, _liveNodes, _activeSessions, _held.Keys.ToHashSet(StringComparer.Ordinal), heldElsewhere));
+            plan = _planner.Plan(new LeasePlanInput(InstanceId, _liveNodes, _activeSessions, _held.Keys.ToHashSet(StringComparer.Ordinal), heldElsewhere, handedOff));
         }
         var release = TakeForRelease(plan.Release, events);
         lock (_lock)
@@ -424,7 +460,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         try
         {
             response = await _store.RunAsync(
-                    new CycleRequest(_registered ? HeartbeatMode.Beat : HeartbeatMode.Register, renew, plan.Acquire, release.Select(r => (r.SessionId, r.Token)).ToList()),
+                    new CycleRequest(HeartbeatMode.Beat, renew, plan.Acquire, release.Select(r => (r.SessionId, r.Token)).ToList()),
                     _nodeMetadata)
                 .WaitAsync(_options.OperationTimeout, _time, cancellationToken).ConfigureAwait(false);
         }
@@ -474,6 +510,30 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         activity?.SetTag("polllease.renewed", renewed);
         activity?.SetTag("polllease.acquired", acquired);
         return new LeaseCycleResult(true, acquired, renewed, events.Count(x => x.Kind == LeaseEventKind.Lost), release.Count, response.LiveNodes.Count, elapsed);
+    }
+
+    /// <summary>
+    /// An unregistered instance registers (and learns the fleet) in a round trip of its own before its first
+    /// plan: planning without the fleet's view would make every session look like this instance's.
+    /// </summary>
+    private async Task<bool> RegisterAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var response = await _store.RunAsync(new CycleRequest(HeartbeatMode.Register, [], [], []), _nodeMetadata)
+                .WaitAsync(_options.OperationTimeout, _time, cancellationToken).ConfigureAwait(false);
+            _registered = true;
+            _catalogVersion = response.CatalogVersion;
+            Volatile.Write(ref _liveNodes, response.LiveNodes);
+            return true;
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+        {
+            _consecutiveFailures++;
+            _metrics.CycleFailed();
+            LeaseLog.CycleFailed(_logger, e, InstanceId, 0);
+            return false;
+        }
     }
 
     private int ApplyRenewed(List<(string SessionId, long Token)> renew, CycleResponse response, long sent, List<LeaseEvent> events)
@@ -650,25 +710,42 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
 
     private void OnFleetEvent(ChannelMessage message)
     {
-        var text = message.Message.ToString();
-        if (text.StartsWith("released|", StringComparison.Ordinal) || text.StartsWith("left|", StringComparison.Ordinal) || text.StartsWith("joined|", StringComparison.Ordinal))
+        // released|id|s1,s2 (rebalance or shutdown), joined|id, left|id: act on them now rather than at the next cycle.
+        var parts = message.Message.ToString().Split('|');
+        if (parts.Length < 2 || parts[1] == InstanceId)
         {
-            var parts = text.Split('|');
-            if (parts.Length >= 2 && parts[1] == InstanceId)
-            {
-                return;
-            }
-            if (parts.Length == 3)
-            {
+            return;
+        }
+        var sender = parts[1];
+        switch (parts[0])
+        {
+            case "released" when parts.Length == 3:
+                var until = _time.GetTimestamp() + (long)(_options.RetryInterval.TotalSeconds * _time.TimestampFrequency);
                 lock (_lock)
                 {
                     foreach (var session in parts[2].Split(','))
                     {
-                        _foreign.Remove(session);
+                        _foreign[session] = new Foreign(sender, until, HandedOff: true);
                     }
                 }
-            }
-            _wake.Set();
+                break;
+            case "joined":
+                UpdateLiveNodes(nodes => nodes.Contains(sender, StringComparer.Ordinal) ? nodes : [.. nodes, sender]);
+                break;
+            case "left":
+                UpdateLiveNodes(nodes => nodes.Where(n => n != sender).ToArray());
+                break;
+            default:
+                return;
+        }
+        _wake.Set();
+    }
+
+    private void UpdateLiveNodes(Func<IReadOnlyList<string>, IReadOnlyList<string>> change)
+    {
+        lock (_lock)
+        {
+            Volatile.Write(ref _liveNodes, change(_liveNodes).Order(StringComparer.Ordinal).ToArray());
         }
     }
 
@@ -734,5 +811,6 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         public LeaseState EffectiveState(long now) => now >= ValidUntil ? LeaseState.Lost : State;
     }
 
-    private readonly record struct Foreign(string Holder, long ExpiresAt);
+    /// <summary>A lease seen held by another instance until <c>ExpiresAt</c>; <c>HandedOff</c> when that instance has just released it.</summary>
+    private readonly record struct Foreign(string Holder, long ExpiresAt, bool HandedOff = false);
 }

@@ -67,6 +67,13 @@ public sealed class PollLeaseOptions
     /// </summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(3);
 
+    /// <summary>
+    /// Extra capacity per instance over the exact fair share <c>ceil(S/N)</c>, as a fraction (0 to 1). 0, the
+    /// default, keeps the load exactly balanced; a little slack (e.g. 0.1) moves fewer sessions when instances
+    /// join or leave.
+    /// </summary>
+    public double BalanceEpsilon { get; set; }
+
     /// <summary>The lease cycle's period: min(<see cref="RenewInterval"/>, <see cref="HeartbeatInterval"/>).</summary>
     public TimeSpan CycleInterval => RenewInterval < HeartbeatInterval ? RenewInterval : HeartbeatInterval;
 }

@@ -88,6 +88,10 @@ public sealed class PollLeaseOptionsValidator : IValidateOptions<PollLeaseOption
         {
             f.Add($"{S}:ShutdownTimeout = {Fmt(options.ShutdownTimeout)} is invalid: it must be less than 5 s, the grace the Azure Functions host gives a worker before killing it.");
         }
+        if (double.IsNaN(options.BalanceEpsilon) || options.BalanceEpsilon < 0 || options.BalanceEpsilon > 1)
+        {
+            f.Add($"{S}:BalanceEpsilon = {options.BalanceEpsilon.ToString(System.Globalization.CultureInfo.InvariantCulture)} is invalid: it must be between 0 (exact balance) and 1.");
+        }
         return f;
     }
 

@@ -53,7 +53,6 @@ public static class PollLeaseServiceCollectionExtensions
             sp.GetRequiredService<IConnectionMultiplexer>(),
             sp.GetRequiredService<IOptions<PollLeaseOptions>>().Value,
             sp.GetRequiredService<ISessionDirectory>(),
-            new FirstComePlanner(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILoggerFactory>(),
             sp.GetService<IMeterFactory>()));

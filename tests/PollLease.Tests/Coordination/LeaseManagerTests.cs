@@ -131,25 +131,31 @@ public abstract class LeaseManagerTests(RedisFixture fixture)
     [Fact]
     public async Task Heartbeat_renew_and_acquire_cost_one_round_trip_whatever_the_number_of_leases()
     {
-        var counts = new List<int>();
+        var first = new List<int>();
+        var later = new List<int>();
         foreach (var n in new[] { 1, 100, 1000 })
         {
             var prefix = RedisFixture.NewPrefix();
             await using var redis = await fixture.ConnectAsync();
             await using var a = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(prefix, "node-a"), new StaticSessionDirectory(LeaseTestHost.Sessions(n)));
-            var session = new ProfilingSession();
-            redis.RegisterProfiler(() => session);
-
+            var registerAndAcquire = new ProfilingSession();
+            redis.RegisterProfiler(() => registerAndAcquire);
             var acquire = await a.RunCycleAsync();
-            var renew = await a.RunCycleAsync();
+            first.Add(registerAndAcquire.FinishProfiling().Count());
 
-            var commands = session.FinishProfiling().ToList();
+            var steady = new ProfilingSession();
+            redis.RegisterProfiler(() => steady);
+            var renew = await a.RunCycleAsync();
+            later.Add(steady.FinishProfiling().Count());
+
             Assert.Equal(n, acquire.Acquired);
             Assert.Equal(n, renew.Renewed);
-            counts.Add(commands.Count);
         }
 
-        Assert.All(counts, c => Assert.Equal(2, c));
+        // The very first cycle registers in a round trip of its own (to plan with the fleet's view); every cycle
+        // after that is one round trip whatever the number of leases.
+        Assert.All(first, c => Assert.Equal(2, c));
+        Assert.All(later, c => Assert.Equal(1, c));
     }
 
     [Fact]
@@ -219,19 +225,19 @@ public abstract class LeaseManagerTests(RedisFixture fixture)
         a.LeaseChanged += (_, e) => events.Enqueue(e);
         b.LeaseChanged += (_, e) => events.Enqueue(e);
         await a.StartAsync();
-        await Eventually.TrueAsync(() => a.OwnedSessions().Count == 10, Deadline, "a owns all");
         await b.StartAsync();
-        Assert.Empty(b.OwnedSessions());
+        await Eventually.TrueAsync(() => a.OwnedSessions().Count == 5 && b.OwnedSessions().Count == 5, Deadline, "5 sessions each");
+        var crashed = a.OwnedSessions().Select(l => l.SessionId).ToList();
 
         // The process "dies": its connection goes away without a release.
         await ra.CloseAsync(allowCommandsToComplete: false);
 
         await Eventually.TrueAsync(() => b.OwnedSessions().Count == 10, Deadline, "b takes every session over");
         Assert.Empty(a.OwnedSessions());
-        foreach (var s in sessions)
+        foreach (var s in crashed)
         {
             var lost = events.Single(e => e.InstanceId == "node-a" && e.SessionId == s && e.Kind == LeaseEventKind.Lost);
-            var taken = events.Single(e => e.InstanceId == "node-b" && e.SessionId == s && e.Kind == LeaseEventKind.Acquired);
+            var taken = events.Last(e => e.InstanceId == "node-b" && e.SessionId == s && e.Kind == LeaseEventKind.Acquired);
             Assert.Equal(LeaseReasons.Deadline, lost.Reason);
             Assert.True(lost.Timestamp <= taken.Timestamp, $"{s}: a gave it up at {lost.Timestamp:O}, b took it at {taken.Timestamp:O}");
             Assert.True(taken.Token > lost.Token);
@@ -256,7 +262,7 @@ public abstract class LeaseManagerTests(RedisFixture fixture)
         await using var b = LeaseTestHost.Create(rb, slow, new StaticSessionDirectory(sessions));
         await a.StartAsync();
         await b.StartAsync();
-        Assert.Equal(10, a.OwnedSessions().Count);
+        await Eventually.TrueAsync(() => a.OwnedSessions().Count == 5 && b.OwnedSessions().Count == 5, TimeSpan.FromSeconds(5), "rebalanced on the joined and released events");
 
         await a.StopAsync();
 

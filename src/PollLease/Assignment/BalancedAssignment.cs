@@ -1,0 +1,216 @@
+using System.Text;
+
+namespace PollLease.Assignment;
+
+/// <summary>
+/// Bounded-load rendezvous assignment: every instance that sees the same live instances and active sessions
+/// computes the same owner for every session, and no instance gets more than <see cref="Capacity"/> sessions
+/// (<c>ceil(S/N)</c>, or <c>ceil(S/N * (1 + epsilon))</c> to trade exact balance for less movement).
+/// </summary>
+/// <remarks>
+/// Each session ranks the instances by a 64-bit rendezvous score (XxHash64 of <c>session \0 instance</c>). The
+/// (session, instance) pairs of every session's top choices are then granted in descending score order while
+/// the instance has room; the few sessions whose top choices all filled up go to their best instance with
+/// room. A session therefore moves only when its owner leaves, a better-scored instance joins, or the cap
+/// squeezes it out: close to the minimum movement of plain rendezvous hashing, with exact balance.
+/// </remarks>
+public sealed class BalancedAssignment
+{
+    /// <summary>Top choices per session entered into the greedy pass; deeper choices are rarely needed.</summary>
+    private const int Choices = 8;
+
+    private readonly Dictionary<string, string> _owner;
+    private readonly Dictionary<string, string> _fallback;
+    private readonly Dictionary<string, List<string>> _byNode;
+
+    private BalancedAssignment(IReadOnlyList<string> nodes, int capacity, Dictionary<string, string> owner, Dictionary<string, string> fallback)
+    {
+        Nodes = nodes;
+        Capacity = capacity;
+        _owner = owner;
+        _fallback = fallback;
+        _byNode = nodes.ToDictionary(n => n, _ => new List<string>(), StringComparer.Ordinal);
+        foreach (var (session, node) in owner)
+        {
+            _byNode[node].Add(session);
+        }
+    }
+
+    /// <summary>The instances, sorted ordinally and without duplicates.</summary>
+    public IReadOnlyList<string> Nodes { get; }
+
+    /// <summary>The most sessions any instance may be assigned.</summary>
+    public int Capacity { get; }
+
+    /// <summary>Number of sessions assigned.</summary>
+    public int Count => _owner.Count;
+
+    /// <summary>The largest number of sessions any one instance was assigned.</summary>
+    public int MaxLoad => _byNode.Count == 0 ? 0 : _byNode.Values.Max(l => l.Count);
+
+    /// <summary>Computes the assignment of <paramref name="sessions"/> to <paramref name="nodes"/> (order and duplicates do not matter).</summary>
+    /// <param name="nodes">Live instance ids.</param>
+    /// <param name="sessions">Active session ids.</param>
+    /// <param name="epsilon">Extra capacity over <c>ceil(S/N)</c> as a fraction, 0 (exact balance) to 1.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="epsilon"/> is outside 0..1.</exception>
+    public static BalancedAssignment Compute(IEnumerable<string> nodes, IEnumerable<string> sessions, double epsilon = 0) =>
+        Compute(nodes, sessions, epsilon, RendezvousHash.XxHash64);
+
+    internal static BalancedAssignment Compute(IEnumerable<string> nodes, IEnumerable<string> sessions, double epsilon, RendezvousHash hash)
+    {
+        ArgumentNullException.ThrowIfNull(nodes);
+        ArgumentNullException.ThrowIfNull(sessions);
+        if (double.IsNaN(epsilon) || epsilon < 0 || epsilon > 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(epsilon), epsilon, "epsilon must be between 0 and 1.");
+        }
+        var n = nodes.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+        var s = sessions.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+        var owner = new Dictionary<string, string>(s.Length, StringComparer.Ordinal);
+        var fallback = new Dictionary<string, string>(s.Length, StringComparer.Ordinal);
+        if (n.Length == 0)
+        {
+            return new BalancedAssignment(n, 0, owner, fallback);
+        }
+        var capacity = CapacityFor(s.Length, n.Length, epsilon);
+        if (s.Length == 0)
+        {
+            return new BalancedAssignment(n, capacity, owner, fallback);
+        }
+
+        var k = Math.Min(Choices, n.Length);
+        var nodeBytes = n.Select(Encoding.UTF8.GetBytes).ToArray();
+        var maxNode = nodeBytes.Max(b => b.Length);
+        var topScore = new ulong[s.Length * k];
+        var topNode = new int[s.Length * k];
+        var buffer = new byte[Encoding.UTF8.GetMaxByteCount(s.Max(x => x.Length)) + 1 + maxNode];
+        var pairs = new Pair[s.Length * k];
+        for (var i = 0; i < s.Length; i++)
+        {
+            var prefix = Encoding.UTF8.GetBytes(s[i], buffer);
+            buffer[prefix++] = 0;
+            var filled = 0;
+            var baseIndex = i * k;
+            for (var j = 0; j < n.Length; j++)
+            {
+                nodeBytes[j].CopyTo(buffer, prefix);
+                var score = RendezvousScore.Score(buffer.AsSpan(0, prefix + nodeBytes[j].Length), hash);
+                // Insertion into the session's top-k, best first; ties go to the lower node index.
+                var pos = filled;
+                while (pos > 0 && topScore[baseIndex + pos - 1] < score)
+                {
+                    pos--;
+                }
+                if (pos >= k)
+                {
+                    continue;
+                }
+                var last = Math.Min(filled, k - 1);
+                for (var m = last; m > pos; m--)
+                {
+                    topScore[baseIndex + m] = topScore[baseIndex + m - 1];
+                    topNode[baseIndex + m] = topNode[baseIndex + m - 1];
+                }
+                topScore[baseIndex + pos] = score;
+                topNode[baseIndex + pos] = j;
+                filled = Math.Min(filled + 1, k);
+            }
+            for (var m = 0; m < k; m++)
+            {
+                pairs[baseIndex + m] = new Pair(topScore[baseIndex + m], i, topNode[baseIndex + m]);
+            }
+        }
+        Array.Sort(pairs);
+
+        var load = new int[n.Length];
+        var assigned = new int[s.Length];
+        Array.Fill(assigned, -1);
+        foreach (var p in pairs)
+        {
+            if (assigned[p.Session] < 0 && load[p.Node] < capacity)
+            {
+                assigned[p.Session] = p.Node;
+                load[p.Node]++;
+            }
+        }
+
+        // Sessions squeezed out of all their top choices: best instance with room, best-scored sessions first.
+        var leftovers = Enumerable.Range(0, s.Length).Where(i => assigned[i] < 0).OrderByDescending(i => topScore[i * k]).ThenBy(i => i).ToList();
+        foreach (var i in leftovers)
+        {
+            var prefix = Encoding.UTF8.GetBytes(s[i], buffer);
+            buffer[prefix++] = 0;
+            var best = -1;
+            var bestScore = 0UL;
+            for (var j = 0; j < n.Length; j++)
+            {
+                if (load[j] >= capacity)
+                {
+                    continue;
+                }
+                nodeBytes[j].CopyTo(buffer, prefix);
+                var score = RendezvousScore.Score(buffer.AsSpan(0, prefix + nodeBytes[j].Length), hash);
+                if (best < 0 || score > bestScore)
+                {
+                    best = j;
+                    bestScore = score;
+                }
+            }
+            assigned[i] = best;
+            load[best]++;
+        }
+
+        for (var i = 0; i < s.Length; i++)
+        {
+            owner[s[i]] = n[assigned[i]];
+            if (n.Length > 1)
+            {
+                // The takeover candidate: the best-scored other instance.
+                var alternative = topNode[i * k] == assigned[i] ? topNode[(i * k) + 1] : topNode[i * k];
+                fallback[s[i]] = n[alternative];
+            }
+        }
+        return new BalancedAssignment(n, capacity, owner, fallback);
+    }
+
+    /// <summary>The instance a session is assigned to, or null when the session is unknown or there are no instances (seed T031).</summary>
+    /// <param name="sessionId">The session.</param>
+    public string? PreferredOwner(string sessionId) => _owner.GetValueOrDefault(sessionId);
+
+    /// <summary>True when <paramref name="instanceId"/> is the session's assigned instance (seed T032).</summary>
+    /// <param name="sessionId">The session.</param>
+    /// <param name="instanceId">The instance.</param>
+    public bool IsPreferredOwner(string sessionId, string instanceId) =>
+        _owner.TryGetValue(sessionId, out var owner) && string.Equals(owner, instanceId, StringComparison.Ordinal);
+
+    /// <summary>The sessions assigned to an instance.</summary>
+    /// <param name="instanceId">The instance.</param>
+    public IReadOnlyList<string> SessionsOf(string instanceId) => _byNode.TryGetValue(instanceId, out var list) ? list : [];
+
+    /// <summary>The instance that takes a session over when its assigned instance stops renewing before the fleet notices it is gone.</summary>
+    internal string? Fallback(string sessionId) => _fallback.GetValueOrDefault(sessionId);
+
+    internal static int CapacityFor(int sessions, int nodes, double epsilon)
+    {
+        var exact = (sessions + nodes - 1) / nodes;
+        if (epsilon <= 0)
+        {
+            return exact;
+        }
+        return Math.Max(exact, (int)Math.Ceiling((sessions * (1 + epsilon) / nodes) - 1e-9));
+    }
+
+    private readonly record struct Pair(ulong Score, int Session, int Node) : IComparable<Pair>
+    {
+        public int CompareTo(Pair other)
+        {
+            var c = other.Score.CompareTo(Score);
+            if (c != 0)
+            {
+                return c;
+            }
+            c = Session.CompareTo(other.Session);
+            return c != 0 ? c : Node.CompareTo(other.Node);
+        }
+    }
+}
