@@ -5,7 +5,8 @@ namespace PollLease.Assignment;
 /// <summary>
 /// Bounded-load rendezvous assignment: every instance that sees the same live instances and active sessions
 /// computes the same owner for every session, and no instance gets more than <see cref="Capacity"/> sessions
-/// (<c>ceil(S/N)</c>, or <c>ceil(S/N * (1 + epsilon))</c> to trade exact balance for less movement).
+/// (<c>ceil(S/N)</c>, or <c>ceil(S/N * (1 + epsilon))</c> to trade exact balance for less movement). With
+/// epsilon 0 every instance gets <c>floor(S/N)</c> or <c>ceil(S/N)</c>.
 /// </summary>
 /// <remarks>
 /// Each session ranks the instances by a 64-bit rendezvous score (XxHash64 of <c>session \0 instance</c>). The
@@ -125,12 +126,19 @@ public sealed class BalancedAssignment
         var load = new int[n.Length];
         var assigned = new int[s.Length];
         Array.Fill(assigned, -1);
-        foreach (var p in pairs)
+        // Exact balance fills everyone to floor(S/N) first, then hands out the remainder one each, so every
+        // instance ends with floor or ceil: a newcomer is never left idle while others sit at the cap.
+        var floor = s.Length / n.Length;
+        var phases = epsilon <= 0 && floor > 0 && floor < capacity ? new[] { floor, capacity } : [capacity];
+        foreach (var cap in phases)
         {
-            if (assigned[p.Session] < 0 && load[p.Node] < capacity)
+            foreach (var p in pairs)
             {
-                assigned[p.Session] = p.Node;
-                load[p.Node]++;
+                if (assigned[p.Session] < 0 && load[p.Node] < cap)
+                {
+                    assigned[p.Session] = p.Node;
+                    load[p.Node]++;
+                }
             }
         }
 

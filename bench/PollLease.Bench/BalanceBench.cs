@@ -1,0 +1,115 @@
+using System.Globalization;
+using System.Text;
+using PollLease.Assignment;
+
+namespace PollLease.Bench;
+
+/// <summary>
+/// `balance`: max load against ceil(S/N) and the sessions moved when one instance joins or leaves, against the
+/// minimum (S/(N+1) on join, S/N on leave), over a grid of N x S. `hash`: FNV-1a against XxHash64 as the
+/// rendezvous hash on realistic ids.
+/// </summary>
+internal static class BalanceBench
+{
+    public static readonly int[] QuickNodes = [1, 2, 3, 5, 10, 20, 50];
+    public static readonly int[] QuickSessions = [1, 10, 100, 1_000, 10_000];
+    public static readonly int[] FullNodes = [1, 2, 3, 4, 5, 7, 10, 15, 20, 30, 40, 50];
+    public static readonly int[] FullSessions = [1, 5, 10, 50, 100, 500, 1_000, 5_000, 10_000];
+
+    public static string[] NodeIds(int n, int seed) =>
+        Enumerable.Range(0, n).Select(i => $"vm-{1795569954384 + (seed * 7919) + (i * 104729)}-{(i * 2654435761u ^ (uint)seed) & 0xffffff:x6}").ToArray();
+
+    public static string[] SessionIds(int s) => Enumerable.Range(0, s).Select(i => $"session-{i:D6}").ToArray();
+
+    public static string Run(bool quick, double epsilon = 0)
+    {
+        var nodes = quick ? QuickNodes : FullNodes;
+        var sessions = quick ? QuickSessions : FullSessions;
+        var md = new StringBuilder();
+        md.AppendLine(CultureInfo.InvariantCulture, $"### balance: bounded-load rendezvous (epsilon = {epsilon})").AppendLine();
+        md.AppendLine("| N | S | max load / ceil(S/N) | moved on join / (S/(N+1)) | moved on leave / (S/N) |");
+        md.AppendLine("|---:|---:|---:|---:|---:|");
+        double worstBalance = 0, joinSum = 0, leaveSum = 0;
+        int points = 0, movePoints = 0;
+        foreach (var n in nodes)
+        {
+            foreach (var s in sessions)
+            {
+                var ids = SessionIds(s);
+                var members = NodeIds(n + 1, 1);
+                var before = BalancedAssignment.Compute(members[..n], ids, epsilon);
+                var joined = BalancedAssignment.Compute(members, ids, epsilon);
+                var balance = (double)before.MaxLoad / Math.Ceiling((double)s / n);
+                worstBalance = Math.Max(worstBalance, balance);
+                points++;
+                var joinMoved = Moved(before, joined, ids);
+                var joinRatio = joinMoved / ((double)s / (n + 1));
+                string leaveText = "-";
+                if (n >= 2)
+                {
+                    var left = BalancedAssignment.Compute(members[1..n], ids, epsilon);
+                    var leaveMoved = Moved(before, left, ids);
+                    var leaveRatio = leaveMoved / ((double)s / n);
+                    leaveText = leaveRatio.ToString("0.000", CultureInfo.InvariantCulture);
+                    if (s >= n + 1)
+                    {
+                        leaveSum += leaveRatio;
+                    }
+                }
+                if (s >= n + 1 && n >= 2)
+                {
+                    joinSum += joinRatio;
+                    movePoints++;
+                }
+                md.AppendLine(CultureInfo.InvariantCulture, $"| {n} | {s} | {balance:0.000} | {joinRatio:0.000} | {leaveText} |");
+            }
+        }
+        md.AppendLine();
+        md.AppendLine(CultureInfo.InvariantCulture, $"Worst max load / ceil(S/N) over {points} grid points: **{worstBalance:0.000}** (target 1.000).");
+        md.AppendLine(CultureInfo.InvariantCulture, $"Mean movement over the {movePoints} points with N >= 2 and S > N: join **{joinSum / movePoints:0.000} x** minimum, leave **{leaveSum / movePoints:0.000} x** minimum (target <= 1.15).");
+        md.AppendLine();
+        return md.ToString();
+    }
+
+    public static string Hashes()
+    {
+        var md = new StringBuilder();
+        md.AppendLine("### hash: rendezvous hash on realistic ids (plain rendezvous, no cap)").AppendLine();
+        md.AppendLine("Ids `session-000000`.. against instance ids `vm-<bootms>-<hex>`; max load / (S/N) without the cap (lower is better mixing), and the chi-squared of the loads against uniform (expected about N-1).").AppendLine();
+        md.AppendLine("| hash | N | S | max / mean | chi-squared (df = N-1) | ns per score |");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|");
+        foreach (var hash in new[] { RendezvousHash.Fnv1a, RendezvousHash.XxHash64 })
+        {
+            foreach (var (n, s) in new[] { (3, 9_999), (10, 10_000), (50, 10_000) })
+            {
+                var nodes = NodeIds(n, 3);
+                var load = new int[n];
+                var watch = System.Diagnostics.Stopwatch.StartNew();
+                foreach (var session in SessionIds(s))
+                {
+                    var best = 0;
+                    var bestScore = 0UL;
+                    for (var j = 0; j < n; j++)
+                    {
+                        var score = RendezvousScore.Score(session, nodes[j], hash);
+                        if (j == 0 || score > bestScore)
+                        {
+                            best = j;
+                            bestScore = score;
+                        }
+                    }
+                    load[best]++;
+                }
+                var ns = watch.Elapsed.TotalNanoseconds / ((double)n * s);
+                var mean = (double)s / n;
+                var chi = load.Sum(l => (l - mean) * (l - mean) / mean);
+                md.AppendLine(CultureInfo.InvariantCulture, $"| {hash} | {n} | {s} | {load.Max() / mean:0.000} | {chi:0.0} | {ns:0} |");
+            }
+        }
+        md.AppendLine();
+        return md.ToString();
+    }
+
+    private static int Moved(BalancedAssignment a, BalancedAssignment b, string[] sessions) =>
+        sessions.Count(s => !string.Equals(a.PreferredOwner(s), b.PreferredOwner(s), StringComparison.Ordinal));
+}
