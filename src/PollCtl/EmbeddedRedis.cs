@@ -49,6 +49,9 @@ internal sealed class EmbeddedRedis : IDisposable
         {
             EndPoints = [new IPEndPoint(IPAddress.Loopback, port)],
             EnableLua = true,
+            // Without it Garnet runs scripts without locking their keys: two lease cycles could both read a
+            // fence before either writes it and hand out the same token.
+            LuaTransactionMode = true,
             QuietMode = true,
             LuaOptions = new LuaOptions(null),
         });

@@ -159,6 +159,9 @@ public sealed class GarnetTestServer(int port) : TestRedisServer(port)
         {
             EndPoints = [new IPEndPoint(IPAddress.Loopback, Port)],
             EnableLua = true,
+            // Without it Garnet runs scripts without locking their keys: two lease cycles could both read a
+            // fence before either writes it and hand out the same token.
+            LuaTransactionMode = true,
             QuietMode = true,
             LuaOptions = new LuaOptions(null),
         });
