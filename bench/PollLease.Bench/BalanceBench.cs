@@ -27,7 +27,7 @@ internal static class BalanceBench
         var sessions = quick ? QuickSessions : FullSessions;
         var md = new StringBuilder();
         md.AppendLine(CultureInfo.InvariantCulture, $"### balance: bounded-load rendezvous (epsilon = {epsilon})").AppendLine();
-        md.AppendLine("| N | S | max load / ceil(S/N) | moved on join / (S/(N+1)) | moved on leave / (S/N) |");
+        md.AppendLine("| N | S | max load / ceil(S/N) | moved on join / (S/(N+1)) | moved on leave / leaver's share |");
         md.AppendLine("|---:|---:|---:|---:|---:|");
         double worstBalance = 0, joinSum = 0, leaveSum = 0;
         int points = 0, movePoints = 0;
@@ -49,7 +49,8 @@ internal static class BalanceBench
                 {
                     var left = BalancedAssignment.Compute(members[1..n], ids, epsilon);
                     var leaveMoved = Moved(before, left, ids);
-                    var leaveRatio = leaveMoved / ((double)s / n);
+                    var share = before.SessionsOf(members[0]).Count;
+                    var leaveRatio = share == 0 ? (leaveMoved == 0 ? 1 : leaveMoved) : (double)leaveMoved / share;
                     leaveText = leaveRatio.ToString("0.000", CultureInfo.InvariantCulture);
                     if (s >= n + 1)
                     {
@@ -108,6 +109,14 @@ internal static class BalanceBench
         }
         md.AppendLine();
         return md.ToString();
+    }
+
+    /// <summary>Only the summary lines of <see cref="Run"/> for another epsilon.</summary>
+    public static string Summary(bool quick, double epsilon)
+    {
+        var full = Run(quick, epsilon);
+        var lines = full.Split('\n').Where(l => l.StartsWith("Worst", StringComparison.Ordinal) || l.StartsWith("Mean", StringComparison.Ordinal));
+        return $"With epsilon = {epsilon.ToString(CultureInfo.InvariantCulture)}:\n\n" + string.Join("\n", lines) + "\n\n";
     }
 
     private static int Moved(BalancedAssignment a, BalancedAssignment b, string[] sessions) =>
