@@ -41,6 +41,8 @@ public sealed class PollLeaseOptionsValidatorTests
         { "HeartbeatTtl", o => o.HeartbeatTtl = TimeSpan.FromSeconds(19), "PollLease:HeartbeatTtl = 19 s is invalid: it must be at least 2 x HeartbeatInterval (20 s)" },
         { "OperationTimeout", o => o.OperationTimeout = TimeSpan.FromSeconds(29), "PollLease:OperationTimeout = 29 s is invalid: it must not exceed LeaseTtl - SafetyMargin (28 s)" },
         { "ShutdownTimeout", o => o.ShutdownTimeout = TimeSpan.FromSeconds(5), "PollLease:ShutdownTimeout = 5 s is invalid: it must be less than 5 s" },
+        { "BalanceEpsilon", o => o.BalanceEpsilon = -0.5, "PollLease:BalanceEpsilon = -0.5 is invalid: it must be between 0 (exact balance) and 1." },
+        { "BalanceEpsilon", o => o.BalanceEpsilon = double.NaN, "PollLease:BalanceEpsilon = NaN is invalid" },
     };
 
     [Theory]
