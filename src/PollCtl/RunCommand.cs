@@ -8,6 +8,7 @@ using Microsoft.Extensions.Logging;
 using PollLease.Coordination;
 using PollLease.Hosting;
 using PollLease.Polling;
+using PollLease.Sessions;
 using PollLease.Telemetry;
 using StackExchange.Redis;
 
@@ -39,10 +40,18 @@ internal static class RunCommand
         cancellationToken = stop.Token;
         using var redis = await EmbeddedRedis.ResolveAsync(EmbeddedRedis.Configured(settings.Redis), settings.Port, allowEmbedded: true).ConfigureAwait(false);
         await using var admin = await Cli.ConnectAsync(new AdminTarget(redis.ConnectionString, settings.Port, settings.Prefix)).ConfigureAwait(false);
-        var sessions = new FixedSessions(settings.LoadSample ? SampleCatalog.Load() : []);
-        var loaded = (await sessions.GetSessionsAsync(cancellationToken).ConfigureAwait(false)).Count;
+        var catalog = new SessionCatalog(admin, settings.Prefix);
+        var loaded = 0;
+        if (settings.LoadSample && (await catalog.ListAsync(cancellationToken).ConfigureAwait(false)).Count == 0)
+        {
+            foreach (var session in SampleCatalog.Load())
+            {
+                await catalog.UpsertAsync(session, cancellationToken).ConfigureAwait(false);
+                loaded++;
+            }
+        }
 
-        var fleet = new Fleet(settings, redis.ConnectionString, sessions);
+        var fleet = new Fleet(settings, redis.ConnectionString);
         Console.Out.WriteLine($"pollctl: {redis.Description}, prefix '{settings.Prefix}', {settings.Instances} instance(s), lease TTL {settings.LeaseTtl.TotalSeconds:0.#} s"
             + (loaded > 0 ? $", loaded {loaded} sample sessions" : ""));
         try
@@ -81,11 +90,8 @@ internal sealed class Fleet
     private readonly List<Member> _members = [];
     private readonly object _lock = new();
 
-    private readonly FixedSessions _sessions;
-
-    public Fleet(RunSettings settings, string connectionString, FixedSessions sessions)
+    public Fleet(RunSettings settings, string connectionString)
     {
-        _sessions = sessions;
         _settings = settings;
         _connectionString = connectionString;
     }
@@ -136,10 +142,8 @@ internal sealed class Fleet
         }
         builder.Services.AddSingleton<IHostLifetime, CommandLineLifetime>();
         builder.Services.AddMetrics();
-        builder.Services.AddSingleton<PollLease.Sessions.ISessionDirectory>(_sessions);
-        builder.Services.AddSingleton<PollLease.Sessions.IPollSessionSource>(_sessions);
         builder.Services.AddPollLease(builder.Configuration);
-        builder.Services.AddPollHandler<LogPollHandler>();
+        builder.Services.AddPollHandler<RecordPollHandler>();
         var host = builder.Build();
         var leases = host.Services.GetRequiredService<LeaseManager>();
         leases.LeaseChanged += (_, e) => OnLeaseEvent(e);

@@ -21,14 +21,3 @@ internal static class SampleCatalog
         return sessions;
     }
 }
-
-/// <summary>A fixed catalog for the local fleet: the lease manager's directory and the scheduler's source in one.</summary>
-internal sealed class FixedSessions(IReadOnlyList<PollSession> sessions) : ISessionDirectory, IPollSessionSource
-{
-    private readonly IReadOnlyCollection<string> _ids = sessions.Where(s => !s.Paused).Select(s => s.Id).ToArray();
-    private readonly IReadOnlyDictionary<string, PollSession> _byId = sessions.ToDictionary(s => s.Id, StringComparer.Ordinal);
-
-    public ValueTask<IReadOnlyCollection<string>> GetActiveSessionIdsAsync(string catalogVersion, CancellationToken cancellationToken) => ValueTask.FromResult(_ids);
-
-    public ValueTask<IReadOnlyDictionary<string, PollSession>> GetSessionsAsync(CancellationToken cancellationToken) => ValueTask.FromResult(_byId);
-}

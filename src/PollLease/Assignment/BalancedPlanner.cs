@@ -66,8 +66,15 @@ internal sealed class BalancedPlanner : ILeasePlanner
             }
             else if (!input.HandedOff.Contains(session) && string.Equals(assignment.Fallback(session), input.Self, StringComparison.Ordinal))
             {
+                // The takeover candidate probes sessions it knows nothing about (learning the holder's PTTL) and
+                // takes those whose holder stopped renewing. Only the latter are kept while that holder still
+                // looks live: a probe that happens to win is handed to the preferred owner next cycle.
                 acquire.Add(session);
-                _fallbackHeld[session] = (assignment.PreferredOwner(session)!, now + (long)(_holdFallback.TotalSeconds * _time.TimestampFrequency));
+                var preferred = assignment.PreferredOwner(session)!;
+                if (input.Orphaned.TryGetValue(session, out var silent) && string.Equals(silent, preferred, StringComparison.Ordinal))
+                {
+                    _fallbackHeld[session] = (preferred, now + (long)(_holdFallback.TotalSeconds * _time.TimestampFrequency));
+                }
             }
         }
 

@@ -7,13 +7,15 @@ namespace PollLease.Assignment;
 /// <param name="Held">Sessions this instance holds (Owned or Uncertain).</param>
 /// <param name="HeldElsewhere">Sessions known to be held by a live other instance whose lease has not yet expired, with that holder.</param>
 /// <param name="HandedOff">Sessions another instance has just released (rebalance or shutdown): left to their preferred owner for a moment.</param>
+/// <param name="Orphaned">Sessions whose last known holder let the lease expire (it stopped renewing), with that holder.</param>
 internal sealed record LeasePlanInput(
     string Self,
     IReadOnlyList<string> LiveNodes,
     IReadOnlyCollection<string> ActiveSessions,
     IReadOnlySet<string> Held,
     IReadOnlyDictionary<string, string> HeldElsewhere,
-    IReadOnlySet<string> HandedOff);
+    IReadOnlySet<string> HandedOff,
+    IReadOnlyDictionary<string, string> Orphaned);
 
 /// <summary>What to acquire and what to release (with the reason) in this cycle's round trip.</summary>
 internal sealed record LeasePlan(IReadOnlyList<string> Acquire, IReadOnlyList<(string SessionId, string Reason)> Release);

@@ -432,10 +432,15 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
             var heldElsewhere = new Dictionary<string, string>(StringComparer.Ordinal);
             var handedOff = new HashSet<string>(StringComparer.Ordinal);
             var live = new HashSet<string>(_liveNodes, StringComparer.Ordinal);
+            var orphaned = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var (session, f) in _foreign)
             {
                 if (f.ExpiresAt <= started)
                 {
+                    if (!f.HandedOff)
+                    {
+                        orphaned[session] = f.Holder;
+                    }
                     continue;
                 }
                 if (f.HandedOff)
@@ -447,7 +452,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
                     heldElsewhere[session] = f.Holder;
                 }
             }
-            plan = _planner.Plan(new LeasePlanInput(InstanceId, _liveNodes, _activeSessions, _held.Keys.ToHashSet(StringComparer.Ordinal), heldElsewhere, handedOff));
+            plan = _planner.Plan(new LeasePlanInput(InstanceId, _liveNodes, _activeSessions, _held.Keys.ToHashSet(StringComparer.Ordinal), heldElsewhere, handedOff, orphaned));
         }
         var release = TakeForRelease(plan.Release, events);
         lock (_lock)

@@ -8,6 +8,7 @@ using PollLease.Assignment;
 using PollLease.Coordination;
 using PollLease.Polling;
 using PollLease.Sessions;
+using PollLease.State;
 using StackExchange.Redis;
 
 namespace PollLease.Hosting;
@@ -48,6 +49,24 @@ public static class PollLeaseServiceCollectionExtensions
                 sp.GetRequiredService<IOptions<PollLeaseRedisOptions>>().Value,
                 sp.GetRequiredService<ILoggerFactory>().CreateLogger("PollLease.Redis"))
             .GetAwaiter().GetResult());
+
+        services.AddOptions<MessageLogOptions>().Bind(configuration.GetSection(MessageLogOptions.SectionName)).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MessageLogOptions>, MessageLogOptionsValidator>());
+        services.TryAddSingleton(sp => new MessageLog(
+            sp.GetRequiredService<IConnectionMultiplexer>(),
+            sp.GetRequiredService<IOptions<PollLeaseOptions>>().Value.KeyPrefix,
+            sp.GetRequiredService<IOptions<MessageLogOptions>>().Value,
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILoggerFactory>()));
+        services.TryAddSingleton(sp => new SessionCatalog(
+            sp.GetRequiredService<IConnectionMultiplexer>(),
+            sp.GetRequiredService<IOptions<PollLeaseOptions>>().Value.KeyPrefix,
+            sp.GetRequiredService<IOptions<PollingOptions>>().Value.DefaultInterval,
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILoggerFactory>()));
+        // The Redis catalog unless the application registered its own session source.
+        services.TryAddSingleton<ISessionDirectory>(sp => sp.GetRequiredService<SessionCatalog>());
+        services.TryAddSingleton<IPollSessionSource>(sp => sp.GetRequiredService<SessionCatalog>());
 
         services.TryAddSingleton(sp => new LeaseManager(
             sp.GetRequiredService<IConnectionMultiplexer>(),
