@@ -50,6 +50,8 @@ public static class PollLeaseServiceCollectionExtensions
                 sp.GetRequiredService<ILoggerFactory>().CreateLogger("PollLease.Redis"))
             .GetAwaiter().GetResult());
 
+        services.AddOptions<HttpPollOptions>().Bind(configuration.GetSection(HttpPollOptions.SectionName)).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HttpPollOptions>, HttpPollOptionsValidator>());
         services.AddOptions<MessageLogOptions>().Bind(configuration.GetSection(MessageLogOptions.SectionName)).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MessageLogOptions>, MessageLogOptionsValidator>());
         services.TryAddSingleton(sp => new MessageLog(
