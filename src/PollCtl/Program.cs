@@ -15,7 +15,13 @@ run.SetAction((p, ct) => Cli.GuardAsync(() => RunCommand.RunAsync(new RunSetting
     p.GetValue(redisOption), p.GetValue(portOption), p.GetValue(prefixOption)!, p.GetValue(instances), p.GetValue(plain) || Console.IsOutputRedirected,
     p.GetValue(leaseTtl), !p.GetValue(noSample)), ct)));
 
-var root = new RootCommand("pollctl: run a local PollLease fleet") { run };
+var root = new RootCommand("pollctl: run a local PollLease fleet and administer one")
+{
+    run,
+    AdminCommands.Status(redisOption, portOption, prefixOption),
+    AdminCommands.Sessions(redisOption, portOption, prefixOption),
+    AdminCommands.Messages(redisOption, portOption, prefixOption),
+};
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0)
 {
