@@ -502,7 +502,13 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
             _consecutiveFailures = 0;
         }
         _registered = true;
-        _catalogVersion = response.CatalogVersion;
+        if (response.CatalogVersion != _catalogVersion)
+        {
+            // The catalog changed since this cycle read it: run the next cycle now, so paused and removed
+            // sessions are released (and new ones acquired) within one cycle of the change.
+            _catalogVersion = response.CatalogVersion;
+            _wake.Set();
+        }
         Volatile.Write(ref _liveNodes, response.LiveNodes);
 
         var renewed = ApplyRenewed(renew, response, sent, events);
