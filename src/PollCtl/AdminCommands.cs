@@ -130,6 +130,52 @@ internal static class AdminCommands
         return command;
     }
 
+    public static Command Apply(Option<string?> redis, Option<int> port, Option<string> prefix)
+    {
+        var file = new Option<string>("--file", "-f") { Description = "Manifest: {\"sessions\":[{\"id\",\"target\",\"intervalSeconds\",\"paused\",\"metadata\"}]}", Required = true };
+        var state = new Option<string?>("--state") { Description = "State file recording what applies created (default: <manifest>.state)" };
+        var lockTimeout = new Option<TimeSpan>("--lock-timeout") { Description = "How long to wait for another apply (hh:mm:ss)", DefaultValueFactory = _ => TimeSpan.FromSeconds(30) };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Show what would change; change nothing" };
+        var command = new Command("apply", "Reconcile the catalog with a manifest; removes only sessions earlier applies of the same state file created") { file, state, lockTimeout, dryRun, redis, port, prefix };
+        command.SetAction((p, ct) => WithCatalogAsync(p, redis, port, prefix, async catalog =>
+        {
+            var path = p.GetValue(file)!;
+            string text;
+            try
+            {
+                text = await File.ReadAllTextAsync(path, ct).ConfigureAwait(false);
+            }
+            catch (IOException e)
+            {
+                throw new ArgumentException($"--file {path}: {e.Message}");
+            }
+            var sessions = CatalogManifest.Parse(text, path);
+            var statePath = p.GetValue(state) ?? path + ".state";
+            try
+            {
+                var result = await CatalogManifest.ApplyAsync(catalog, sessions, statePath, p.GetValue(lockTimeout), p.GetValue(dryRun), null, ct).ConfigureAwait(false);
+                var verb = p.GetValue(dryRun) ? "would be " : "";
+                Console.Out.WriteLine($"{verb}added: {result.Added.Count}, {verb}updated: {result.Updated.Count}, {verb}removed: {result.Removed.Count}, unchanged: {result.Unchanged.Count}");
+                foreach (var (label, ids) in new[] { ("+", result.Added), ("~", result.Updated), ("-", result.Removed) })
+                {
+                    foreach (var id in ids)
+                    {
+                        Console.Out.WriteLine($"  {label} {id}");
+                    }
+                }
+            }
+            catch (StateLockedException e)
+            {
+                throw new PollCtlException(e.Message);
+            }
+            catch (StateCorruptedException e)
+            {
+                throw new PollCtlException(e.Message);
+            }
+        }));
+        return command;
+    }
+
     private static Task<int> WithCatalogAsync(ParseResult p, Option<string?> redis, Option<int> port, Option<string> prefix, Func<SessionCatalog, Task> act) =>
         Cli.GuardAsync(async () =>
         {

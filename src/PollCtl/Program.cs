@@ -21,6 +21,7 @@ var root = new RootCommand("pollctl: run a local PollLease fleet and administer 
     AdminCommands.Status(redisOption, portOption, prefixOption),
     AdminCommands.Sessions(redisOption, portOption, prefixOption),
     AdminCommands.Messages(redisOption, portOption, prefixOption),
+    AdminCommands.Apply(redisOption, portOption, prefixOption),
 };
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0)
