@@ -71,10 +71,19 @@ public sealed class StateLock : IAsyncDisposable
                 // Held by someone: see below.
             }
             var holder = await ReadHolderAsync(path, cancellationToken).ConfigureAwait(false);
-            if (holder is null || IsAbandoned(holder, stale))
+            // An empty or unreadable lock is usually one being written right now: only an old one is abandoned.
+            var abandoned = holder is null
+                ? File.Exists(path) && DateTime.UtcNow - File.GetLastWriteTimeUtc(path) > TimeSpan.FromSeconds(5)
+                : IsAbandoned(holder, stale);
+            if (abandoned)
             {
                 StateLog.LockBroken(logger, path, holder?.Pid ?? 0, holder?.Host ?? "?", holder?.Acquired ?? default);
                 File.Delete(path);
+                continue;
+            }
+            if (holder is null)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(10), cancellationToken).ConfigureAwait(false);
                 continue;
             }
             if (!waiting)
