@@ -108,6 +108,39 @@ public sealed class PollCtlProcessTests(RedisServerFixture fixture) : IClassFixt
     }
 
     [Fact]
+    public async Task Run_on_embedded_garnet_reaches_a_balanced_state_and_stops_cleanly()
+    {
+        var port = TestRedisServer.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        using var run = new Child("run", "--instances", "3", "--plain", "--port", port, "--prefix", _prefix, "--lease-ttl", "00:00:03");
+        await Eventually.TrueAsync(() => run.Output.Contains("Instance registered", StringComparison.Ordinal) && run.Output.Contains("loaded", StringComparison.Ordinal), TimeSpan.FromSeconds(60), "pollctl run starts embedded Garnet");
+
+        async Task<(int Live, int Ideal, int[] Counts)> StatusAsync()
+        {
+            using var status = new Child("status", "--json", "--port", port, "--prefix", _prefix);
+            await status.Process.WaitForExitAsync();
+            status.Process.WaitForExit();
+            using var doc = JsonDocument.Parse(status.Output);
+            var counts = doc.RootElement.GetProperty("counts").EnumerateObject().Select(p => p.Value.GetInt32()).ToArray();
+            return (doc.RootElement.GetProperty("nodes").EnumerateArray().Count(n => n.GetProperty("live").GetBoolean()), doc.RootElement.GetProperty("ideal").GetInt32(), counts);
+        }
+
+        // The sample catalog: 12 sessions over 3 instances, 4 each once settled.
+        await Eventually.TrueAsync(async () =>
+        {
+            var (live, ideal, counts) = await StatusAsync();
+            return live == 3 && counts.Length == 3 && counts.All(c => c == ideal) && counts.Sum() == 12;
+        }, TimeSpan.FromSeconds(60), "a balanced fleet");
+
+        Process.Start("kill", ["-TERM", run.Process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
+        using var exit = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await run.Process.WaitForExitAsync(exit.Token);
+        run.Process.WaitForExit();
+        Assert.Equal(0, run.Process.ExitCode);
+        Assert.Contains("pollctl: stopped; leases released", run.Output, StringComparison.Ordinal);
+        Assert.Equal(3, run.Output.Split('\n').Count(l => l.Contains("Instance stopped", StringComparison.Ordinal) && l.Contains("deregistered=True", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public async Task Bad_usage_exits_2_runtime_failures_exit_1_with_one_line()
     {
         var bad = await PollCtlAsync("sessions", "add", "bad{id}", "x");
