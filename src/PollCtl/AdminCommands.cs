@@ -27,14 +27,14 @@ internal static class AdminCommands
                 {
                     serverTime = status.ServerTime,
                     nodes = status.Nodes.Select(n => new { id = n.InstanceId, live = n.Live, heartbeatExpiresInMs = (long)n.HeartbeatExpiresIn.TotalMilliseconds }),
-                    leases = status.Leases.Select(l => new { session = l.SessionId, owner = l.Owner, token = l.Token, ttlMs = l.LeaseExpiresIn is { } t ? (long)t.TotalMilliseconds : (long?)null }),
+                    leases = status.Leases.Select(l => new { session = l.SessionId, owner = l.Owner, token = l.Token, ttlMs = l.LeaseExpiresIn is { } t ? (long)t.TotalMilliseconds : (long?)null, paused = l.Paused }),
                     unowned = status.Unowned,
                     ideal = status.Ideal,
                     counts = status.CountsByOwner,
                 }, Json));
                 return 0;
             }
-            Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"instances: {status.LiveCount} live   sessions: {status.Leases.Count}   unowned: {status.Unowned.Count}   ideal per instance: <= {status.Ideal}"));
+            Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"instances: {status.LiveCount} live   sessions: {status.Leases.Count} ({status.ActiveCount} active)   unowned: {status.Unowned.Count}   ideal per instance: <= {status.Ideal}"));
             foreach (var node in status.Nodes)
             {
                 var count = status.CountsByOwner.GetValueOrDefault(node.InstanceId);
@@ -46,7 +46,7 @@ internal static class AdminCommands
             foreach (var lease in status.Leases)
             {
                 var ttl = lease.LeaseExpiresIn is { } t ? string.Create(CultureInfo.InvariantCulture, $"{t.TotalSeconds:0.0}s") : "-";
-                Console.Out.WriteLine($"  {lease.SessionId,-32} {lease.Owner ?? "(unowned)",-36} {(lease.Owner is null ? "-" : lease.Token.ToString(CultureInfo.InvariantCulture)),16} {ttl,8}");
+                Console.Out.WriteLine($"  {lease.SessionId,-32} {lease.Owner ?? (lease.Paused ? "(paused)" : "(unowned)"),-36} {(lease.Owner is null ? "-" : lease.Token.ToString(CultureInfo.InvariantCulture)),16} {ttl,8}");
             }
             return 0;
         }));

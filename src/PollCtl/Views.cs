@@ -17,7 +17,7 @@ internal static class PlainView
             var status = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
             var counts = string.Join(" ", status.CountsByOwner.OrderBy(c => c.Key, StringComparer.Ordinal).Select(c => $"{c.Key}={c.Value}"));
             await Console.Out.WriteLineAsync(
-                $"fleet: live={status.LiveCount} sessions={status.Leases.Count} unowned={status.Unowned.Count} ideal<={status.Ideal} polls={fleet.PollsStarted.Values.Sum()} {counts}").ConfigureAwait(false);
+                $"fleet: live={status.LiveCount} sessions={status.ActiveCount} unowned={status.Unowned.Count} ideal<={status.Ideal} polls={fleet.PollsStarted.Values.Sum()} {counts}").ConfigureAwait(false);
         }
     }
 }
@@ -78,7 +78,7 @@ internal static class LiveView
         }
         else
         {
-            rows.Add(new Markup($"[bold]PollLease fleet[/]  live instances: [green]{status.LiveCount}[/]  sessions: {status.Leases.Count}  unowned: "
+            rows.Add(new Markup($"[bold]PollLease fleet[/]  live instances: [green]{status.LiveCount}[/]  sessions: {status.ActiveCount} active  unowned: "
                 + (status.Unowned.Count == 0 ? "[green]0[/]" : $"[yellow]{status.Unowned.Count}[/]") + $"  ideal max per instance: {status.Ideal}"));
             var chart = new BarChart().Width(70).Label("[bold]owned leases per instance[/]");
             foreach (var (owner, count) in status.CountsByOwner.OrderBy(c => c.Key, StringComparer.Ordinal))

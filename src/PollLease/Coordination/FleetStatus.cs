@@ -14,7 +14,8 @@ public sealed record FleetNode(string InstanceId, bool Live, TimeSpan HeartbeatE
 /// <param name="Owner">The holder, or null when nobody holds it.</param>
 /// <param name="Token">The holder's fencing token (0 when none or malformed).</param>
 /// <param name="LeaseExpiresIn">Time left on the lease, or null when nobody holds it.</param>
-public sealed record FleetLease(string SessionId, string? Owner, long Token, TimeSpan? LeaseExpiresIn);
+/// <param name="Paused">The session is paused in the catalog (not polled, so nobody should hold it).</param>
+public sealed record FleetLease(string SessionId, string? Owner, long Token, TimeSpan? LeaseExpiresIn, bool Paused = false);
 
 /// <summary>A snapshot of the whole fleet: instances, leases, and how even the load is.</summary>
 /// <param name="ServerTime">Redis server time of the snapshot.</param>
@@ -25,11 +26,14 @@ public sealed record FleetStatus(DateTimeOffset ServerTime, IReadOnlyList<FleetN
     /// <summary>Live instance count.</summary>
     public int LiveCount => Nodes.Count(n => n.Live);
 
-    /// <summary>Sessions nobody holds.</summary>
-    public IReadOnlyList<string> Unowned => Leases.Where(l => l.Owner is null).Select(l => l.SessionId).ToArray();
+    /// <summary>Active (not paused) sessions nobody holds.</summary>
+    public IReadOnlyList<string> Unowned => Leases.Where(l => l.Owner is null && !l.Paused).Select(l => l.SessionId).ToArray();
 
-    /// <summary>The most sessions any live instance should hold: ceil(S / N) (S when no instance is live).</summary>
-    public int Ideal => LiveCount == 0 ? Leases.Count : (Leases.Count + LiveCount - 1) / LiveCount;
+    /// <summary>Active (not paused) sessions.</summary>
+    public int ActiveCount => Leases.Count(l => !l.Paused);
+
+    /// <summary>The most sessions any live instance should hold: ceil(S / N) over active sessions (S when no instance is live).</summary>
+    public int Ideal => LiveCount == 0 ? ActiveCount : (ActiveCount + LiveCount - 1) / LiveCount;
 
     /// <summary>Leases held per instance (live instances with none included).</summary>
     public IReadOnlyDictionary<string, int> CountsByOwner
@@ -85,8 +89,9 @@ public sealed class FleetStatusReader
         var meta = nodeList.Select(n => batch.StringGetAsync(_keys.Node(n.Id))).ToArray();
         var values = ids.Select(id => batch.StringGetAsync(_keys.Lease(id))).ToArray();
         var ttls = ids.Select(id => batch.KeyTimeToLiveAsync(_keys.Lease(id))).ToArray();
+        var paused = ids.Select(id => batch.HashGetAsync(_keys.Session(id), "paused")).ToArray();
         batch.Execute();
-        await Task.WhenAll(meta.Cast<Task>().Concat(values).Concat(ttls)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        await Task.WhenAll(meta.Cast<Task>().Concat(values).Concat(ttls).Concat(paused)).WaitAsync(cancellationToken).ConfigureAwait(false);
 
         var fleetNodes = nodeList
             .Select((n, i) => new FleetNode(n.Id, n.Expiry >= nowMs, TimeSpan.FromMilliseconds(n.Expiry - nowMs), meta[i].Result.IsNull ? null : meta[i].Result.ToString()))
@@ -94,13 +99,14 @@ public sealed class FleetStatusReader
         var leases = ids.Select((id, i) =>
         {
             var v = values[i].Result;
+            var isPaused = paused[i].Result == "1";
             if (v.IsNull)
             {
-                return new FleetLease(id, null, 0, null);
+                return new FleetLease(id, null, 0, null, isPaused);
             }
             return LeaseValue.TryParse(v.ToString(), out var owner, out var token)
-                ? new FleetLease(id, owner, token, ttls[i].Result)
-                : new FleetLease(id, v.ToString(), 0, ttls[i].Result);
+                ? new FleetLease(id, owner, token, ttls[i].Result, isPaused)
+                : new FleetLease(id, v.ToString(), 0, ttls[i].Result, isPaused);
         }).ToArray();
         return new FleetStatus(DateTimeOffset.FromUnixTimeMilliseconds(nowMs), fleetNodes, leases);
     }

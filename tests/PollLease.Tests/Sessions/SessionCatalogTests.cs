@@ -145,6 +145,32 @@ public abstract class SessionCatalogTests(RedisFixture fixture)
         Assert.Equal(["s1", "s2"], released.Select(e => e.SessionId).Order(StringComparer.Ordinal));
         Assert.All(released, e => Assert.Equal(LeaseReasons.Inactive, e.Reason));
     }
+    [Fact]
+    public async Task Fleet_status_shows_owners_tokens_and_ttls_and_does_not_count_paused_sessions_as_unowned()
+    {
+        await using var redis = await fixture.ConnectAsync();
+        var catalog = new SessionCatalog(redis, _prefix);
+        foreach (var id in new[] { "s1", "s2", "s3" })
+        {
+            await catalog.AddAsync(id, "t", TimeSpan.FromSeconds(5));
+        }
+        await catalog.PauseAsync("s3");
+        await using var leases = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, "node-a"), catalog);
+        await leases.RunCycleAsync();
+
+        var status = await new FleetStatusReader(fixture.Redis, _prefix).ReadAsync();
+
+        Assert.Equal(1, status.LiveCount);
+        Assert.Equal(2, status.ActiveCount);
+        Assert.Empty(status.Unowned);
+        Assert.Equal(2, status.Ideal);
+        Assert.Equal(2, status.CountsByOwner["node-a"]);
+        var s1 = status.Leases.Single(l => l.SessionId == "s1");
+        Assert.Equal("node-a", s1.Owner);
+        Assert.Equal(leases.OwnedSessions().Single(l => l.SessionId == "s1").Token, s1.Token);
+        Assert.InRange(s1.LeaseExpiresIn!.Value, TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(1500));
+        Assert.True(status.Leases.Single(l => l.SessionId == "s3").Paused);
+    }
 }
 
 public sealed class SessionCatalogTests_RedisServer(RedisServerFixture f) : SessionCatalogTests(f), IClassFixture<RedisServerFixture>;
