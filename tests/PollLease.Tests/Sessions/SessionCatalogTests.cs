@@ -145,6 +145,7 @@ public abstract class SessionCatalogTests(RedisFixture fixture)
         Assert.Equal(["s1", "s2"], released.Select(e => e.SessionId).Order(StringComparer.Ordinal));
         Assert.All(released, e => Assert.Equal(LeaseReasons.Inactive, e.Reason));
     }
+
     [Fact]
     public async Task Fleet_status_shows_owners_tokens_and_ttls_and_does_not_count_paused_sessions_as_unowned()
     {
