@@ -6,12 +6,16 @@ using PollLease.Bench;
 // to bench/results/<section>.md (figures, not pass/fail: the README quotes them).
 var section = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "all";
 var quick = args.Contains("--quick");
-var known = new[] { "balance", "hash", "failover", "all" };
+var known = new[] { "balance", "hash", "failover", "peers", "all" };
 if (!known.Contains(section))
 {
     await Console.Error.WriteLineAsync($"bench: unknown section '{section}'; use one of {string.Join(", ", known)} [--quick]");
     return 2;
 }
+
+// RedLock.net extends its locks with blocking calls on pool threads: without headroom 1,000 of them starve the
+// pool and the measurement itself times out. Same setting for every library.
+ThreadPool.SetMinThreads(256, 256);
 
 var results = Path.Combine(FindRepoRoot(), "bench", "results");
 Directory.CreateDirectory(results);
@@ -47,6 +51,23 @@ if (section is "failover" or "all")
     using (redis)
     {
         await EmitAsync("failover", $"Redis: {redis.Description}\n\n" + await FailoverBench.RunAsync(redis, quick));
+    }
+}
+if (section is "peers" or "all")
+{
+    RedisServerProcess redis;
+    try
+    {
+        redis = await RedisServerProcess.StartAsync();
+    }
+    catch (InvalidOperationException e)
+    {
+        await Console.Error.WriteLineAsync("bench: " + e.Message);
+        return 1;
+    }
+    using (redis)
+    {
+        await EmitAsync("peers", $"Redis: {redis.Description}\n\n" + await PeersBench.RunAsync(redis, quick));
     }
 }
 return 0;
