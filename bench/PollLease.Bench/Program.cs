@@ -36,41 +36,34 @@ if (section is "balance" or "all")
 {
     await EmitAsync("balance", BalanceBench.Run(quick) + BalanceBench.Summary(quick, 0.1) + BalanceBench.Summary(quick, 0.25));
 }
-if (section is "failover" or "all")
+if ((section is "failover" or "all") && !await WithRedisAsync("failover", FailoverBench.RunAsync))
 {
-    RedisServerProcess redis;
-    try
-    {
-        redis = await RedisServerProcess.StartAsync();
-    }
-    catch (InvalidOperationException e)
-    {
-        await Console.Error.WriteLineAsync("bench: " + e.Message);
-        return 1;
-    }
-    using (redis)
-    {
-        await EmitAsync("failover", $"Redis: {redis.Description}\n\n" + await FailoverBench.RunAsync(redis, quick));
-    }
+    return 1;
 }
-if (section is "peers" or "all")
+if ((section is "peers" or "all") && !await WithRedisAsync("peers", PeersBench.RunAsync))
 {
-    RedisServerProcess redis;
-    try
-    {
-        redis = await RedisServerProcess.StartAsync();
-    }
-    catch (InvalidOperationException e)
-    {
-        await Console.Error.WriteLineAsync("bench: " + e.Message);
-        return 1;
-    }
-    using (redis)
-    {
-        await EmitAsync("peers", $"Redis: {redis.Description}\n\n" + await PeersBench.RunAsync(redis, quick));
-    }
+    return 1;
 }
 return 0;
+
+async Task<bool> WithRedisAsync(string name, Func<RedisServerProcess, bool, Task<string>> run)
+{
+    RedisServerProcess redis;
+    try
+    {
+        redis = await RedisServerProcess.StartAsync();
+    }
+    catch (InvalidOperationException e)
+    {
+        await Console.Error.WriteLineAsync("bench: " + e.Message);
+        return false;
+    }
+    using (redis)
+    {
+        await EmitAsync(name, $"Redis: {redis.Description}\n\n" + await run(redis, quick));
+    }
+    return true;
+}
 
 static string FindRepoRoot()
 {
