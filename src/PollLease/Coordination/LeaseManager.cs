@@ -34,6 +34,8 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     private readonly string _nodeMetadata;
     private readonly long _validityTicks;
 
+    private static readonly TimeSpan MinForeignWait = TimeSpan.FromMilliseconds(2);
+
     private readonly object _lock = new();
     private readonly Dictionary<string, Entry> _held = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Foreign> _foreign = new(StringComparer.Ordinal);
@@ -620,7 +622,10 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
             LeaseLog.MalformedLease(_logger, session, value.Length > 80 ? value[..80] : value);
             holder = value;
         }
-        _foreign[session] = new Foreign(holder, _time.GetTimestamp() + (long)(remaining.TotalSeconds * _time.TimestampFrequency));
+        // A lease about to expire can report a PTTL of 0 (or less): still wake for it, a moment later, instead of
+        // waiting a whole cycle to take it over.
+        var wait = remaining < MinForeignWait ? MinForeignWait : remaining;
+        _foreign[session] = new Foreign(holder, _time.GetTimestamp() + (long)(wait.TotalSeconds * _time.TimestampFrequency));
     }
 
     private static string HolderId(string session, string? value) =>
