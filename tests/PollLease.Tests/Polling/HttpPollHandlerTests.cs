@@ -37,7 +37,8 @@ public sealed class HttpPollHandlerTests(RedisServerFixture fixture) : IClassFix
     public async Task DisposeAsync()
     {
         await _stop.CancelAsync();
-        _listener.Stop();
+        // Close only: after Stop(), Close() looks the port up again and can collide with a server another test
+        // has started on it since ("Address already in use").
         _listener.Close();
         await (_serve ?? Task.CompletedTask);
     }
