@@ -34,7 +34,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     private readonly string _nodeMetadata;
     private readonly long _validityTicks;
 
-    private static readonly TimeSpan MinForeignWait = TimeSpan.FromMilliseconds(2);
+    private static readonly TimeSpan MinForeignWait = TimeSpan.FromMilliseconds(3);
 
     private readonly object _lock = new();
     private readonly Dictionary<string, Entry> _held = new(StringComparer.Ordinal);
@@ -435,9 +435,12 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
             var handedOff = new HashSet<string>(StringComparer.Ordinal);
             var live = new HashSet<string>(_liveNodes, StringComparer.Ordinal);
             var orphaned = new Dictionary<string, string>(StringComparer.Ordinal);
+            // A wake-up timed for a lease's expiry can fire a hair early; Redis decides anyway, so a lease about to
+            // expire counts as expired rather than costing a whole cycle.
+            var expiredBy = started + (long)(MinForeignWait.TotalSeconds * 2 * _time.TimestampFrequency);
             foreach (var (session, f) in _foreign)
             {
-                if (f.ExpiresAt <= started)
+                if (f.ExpiresAt <= expiredBy)
                 {
                     if (!f.HandedOff)
                     {
@@ -509,6 +512,11 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
             // The catalog changed since this cycle read it: run the next cycle now, so paused and removed
             // sessions are released (and new ones acquired) within one cycle of the change.
             _catalogVersion = response.CatalogVersion;
+            _wake.Set();
+        }
+        if (_liveNodes.Except(response.LiveNodes, StringComparer.Ordinal).Any())
+        {
+            // An instance dropped out of the registry (it stopped heartbeating): re-plan now, its sessions are free.
             _wake.Set();
         }
         Volatile.Write(ref _liveNodes, response.LiveNodes);
