@@ -206,23 +206,7 @@ internal static class PeersBench
                 {
                     await h.DisposeAsync().ConfigureAwait(false);
                 }
-                var failures = 0;
-                foreach (var h in handles)
-                {
-                    try
-                    {
-                        await h.DisposeAsync().ConfigureAwait(false);
-                    }
-                    catch (Exception e) when (e is RedisException or ObjectDisposedException or InvalidOperationException or AggregateException)
-                    {
-                        // The first holder's connection was closed on purpose (the "crash"): its release cannot
-                        // reach Redis, and its locks have expired anyway. Disposing still stops its extension timer.
-                        if (failures++ == 0)
-                        {
-                            Console.Error.WriteLine($"bench: the crashed holder's locks could not be released ({e.GetType().Name}), as expected");
-                        }
-                    }
-                }
+                await DisposeCrashedAsync(handles.Select<RedisDistributedLockHandle, Func<ValueTask>>(h => h.DisposeAsync)).ConfigureAwait(false);
             });
     }
 
@@ -264,32 +248,39 @@ internal static class PeersBench
                 }
                 return watch.Elapsed.TotalSeconds;
             },
-            () =>
+            async () =>
             {
                 foreach (var l in taken)
                 {
                     l.Dispose();
                 }
-                var failures = 0;
-                foreach (var l in locks)
-                {
-                    try
-                    {
-                        l.Dispose();
-                    }
-                    catch (Exception e) when (e is RedisException or ObjectDisposedException or InvalidOperationException or AggregateException)
-                    {
-                        // As for DistributedLock: the crashed holder cannot release; disposing stops its timer.
-                        if (failures++ == 0)
-                        {
-                            Console.Error.WriteLine($"bench: the crashed holder's locks could not be released ({e.GetType().Name}), as expected");
-                        }
-                    }
-                }
+                await DisposeCrashedAsync(locks.Select<RedLockNet.IRedLock, Func<ValueTask>>(l => () => { l.Dispose(); return ValueTask.CompletedTask; })).ConfigureAwait(false);
                 firstFactory.Dispose();
                 secondFactory.Dispose();
-                return Task.CompletedTask;
             });
+    }
+
+    /// <summary>
+    /// Disposes the crashed holder's locks. Its connection was closed on purpose, so the releases cannot reach
+    /// Redis (the locks expire anyway); disposing still stops each lock's extension timer.
+    /// </summary>
+    private static async Task DisposeCrashedAsync(IEnumerable<Func<ValueTask>> disposals)
+    {
+        var failures = 0;
+        foreach (var dispose in disposals)
+        {
+            try
+            {
+                await dispose().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is RedisException or ObjectDisposedException or InvalidOperationException or AggregateException)
+            {
+                if (failures++ == 0)
+                {
+                    Console.Error.WriteLine($"bench: the crashed holder's locks could not be released ({e.GetType().Name}), as expected");
+                }
+            }
+        }
     }
 
     private static async Task WaitAsync(Func<bool> condition)

@@ -78,12 +78,8 @@ public sealed class SessionCatalog : ISessionDirectory, IPollSessionSource
     public SessionCatalog(IConnectionMultiplexer redis, string keyPrefix, TimeSpan? defaultInterval = null, TimeProvider? timeProvider = null, ILoggerFactory? loggerFactory = null)
     {
         ArgumentNullException.ThrowIfNull(redis);
-        if (!KeySafety.IsSafe(keyPrefix, 32))
-        {
-            throw new ArgumentException($"keyPrefix = '{keyPrefix}' is invalid: it must be 1 to 32 of A-Z a-z 0-9 . _ -", nameof(keyPrefix));
-        }
         _redis = redis;
-        _keys = new RedisKeys(keyPrefix);
+        _keys = new RedisKeys(keyPrefix); // validates the prefix
         _defaultInterval = defaultInterval ?? TimeSpan.FromSeconds(30);
         ValidateInterval(_defaultInterval, nameof(defaultInterval));
         _time = timeProvider ?? TimeProvider.System;
@@ -219,39 +215,37 @@ public sealed class SessionCatalog : ISessionDirectory, IPollSessionSource
     private async Task<Snapshot> LoadAsync(CancellationToken cancellationToken)
     {
         // Concurrent reloads are harmless (each publishes a consistent snapshot), so no gate.
+        var db = _redis.GetDatabase();
+        // Version first: a change racing this read bumps it again, so the next cycle re-reads.
+        var version = await db.StringGetAsync(_keys.SessionsVersion).WaitAsync(cancellationToken).ConfigureAwait(false);
+        var ids = await db.SetMembersAsync(_keys.Sessions).WaitAsync(cancellationToken).ConfigureAwait(false);
+        var batch = db.CreateBatch();
+        var reads = new List<(string Id, Task<HashEntry[]> Fields)>(ids.Length);
+        foreach (var value in ids)
         {
-            var db = _redis.GetDatabase();
-            // Version first: a change racing this read bumps it again, so the next cycle re-reads.
-            var version = await db.StringGetAsync(_keys.SessionsVersion).WaitAsync(cancellationToken).ConfigureAwait(false);
-            var ids = await db.SetMembersAsync(_keys.Sessions).WaitAsync(cancellationToken).ConfigureAwait(false);
-            var batch = db.CreateBatch();
-            var reads = new List<(string Id, Task<HashEntry[]> Fields)>(ids.Length);
-            foreach (var value in ids)
+            var id = value.ToString();
+            if (!SessionIds.IsValid(id))
             {
-                var id = value.ToString();
-                if (!SessionIds.IsValid(id))
-                {
-                    SessionLog.MalformedSession(_logger, id.Length > 80 ? id[..80] : id, "the id is not a valid session id");
-                    continue;
-                }
-                reads.Add((id, batch.HashGetAllAsync(_keys.Session(id))));
+                SessionLog.MalformedSession(_logger, id.Length > 80 ? id[..80] : id, "the id is not a valid session id");
+                continue;
             }
-            batch.Execute();
-            var all = new Dictionary<string, PollSession>(reads.Count, StringComparer.Ordinal);
-            foreach (var (id, task) in reads)
-            {
-                var fields = await task.WaitAsync(cancellationToken).ConfigureAwait(false);
-                var session = fields.Length == 0 ? null : Decode(id, fields);
-                if (session is not null)
-                {
-                    all[id] = session;
-                }
-            }
-            var active = all.Values.Where(s => !s.Paused).Select(s => s.Id).ToHashSet(StringComparer.Ordinal);
-            var snapshot = new Snapshot(version.IsNull ? "" : version.ToString(), all, active, _time.GetTimestamp());
-            Volatile.Write(ref _snapshot, snapshot);
-            return snapshot;
+            reads.Add((id, batch.HashGetAllAsync(_keys.Session(id))));
         }
+        batch.Execute();
+        var all = new Dictionary<string, PollSession>(reads.Count, StringComparer.Ordinal);
+        foreach (var (id, task) in reads)
+        {
+            var fields = await task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            var session = fields.Length == 0 ? null : Decode(id, fields);
+            if (session is not null)
+            {
+                all[id] = session;
+            }
+        }
+        var active = all.Values.Where(s => !s.Paused).Select(s => s.Id).ToHashSet(StringComparer.Ordinal);
+        var snapshot = new Snapshot(version.IsNull ? "" : version.ToString(), all, active, _time.GetTimestamp());
+        Volatile.Write(ref _snapshot, snapshot);
+        return snapshot;
     }
 
     private PollSession? Decode(string id, HashEntry[] fields)

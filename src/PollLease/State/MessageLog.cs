@@ -61,14 +61,10 @@ public sealed class MessageLog
     public MessageLog(IConnectionMultiplexer redis, string keyPrefix, MessageLogOptions? options = null, TimeProvider? timeProvider = null, ILoggerFactory? loggerFactory = null)
     {
         ArgumentNullException.ThrowIfNull(redis);
-        if (!KeySafety.IsSafe(keyPrefix, 32))
-        {
-            throw new ArgumentException($"keyPrefix = '{keyPrefix}' is invalid: it must be 1 to 32 of A-Z a-z 0-9 . _ -", nameof(keyPrefix));
-        }
+        _keys = new RedisKeys(keyPrefix); // validates the prefix
         _options = options ?? new MessageLogOptions();
         MessageLogOptionsValidator.ThrowIfInvalid(_options);
         _redis = redis;
-        _keys = new RedisKeys(keyPrefix);
         _time = timeProvider ?? TimeProvider.System;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("PollLease.Messages");
     }

@@ -10,20 +10,7 @@ public sealed class PollCtlProcessTests(RedisServerFixture fixture) : IClassFixt
 {
     private readonly string _prefix = RedisFixture.NewPrefix();
 
-    private static string PollCtlDll()
-    {
-        var baseDir = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
-        var configuration = baseDir.Parent!.Name; // tests/PollLease.Tests/bin/<Configuration>/net10.0
-        var dir = baseDir;
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "PollFunctions.sln")))
-        {
-            dir = dir.Parent;
-        }
-        Assert.NotNull(dir);
-        var dll = Path.Combine(dir.FullName, "src", "PollCtl", "bin", configuration, "net10.0", "pollctl.dll");
-        Assert.True(File.Exists(dll), $"{dll} not built");
-        return dll;
-    }
+    private static string PollCtlDll() => BuiltProject.Dll(Path.Combine("src", "PollCtl"), "pollctl");
 
     private sealed class Child : IDisposable
     {
@@ -83,7 +70,7 @@ public sealed class PollCtlProcessTests(RedisServerFixture fixture) : IClassFixt
         Assert.Equal(0, (await PollCtlAsync("sessions", "add", "e2e-2", "record", "--interval", "4")).Code);
 
         using var run = new Child("run", "--instances", "2", "--plain", "--lease-ttl", "00:00:03", "--no-sample", "--redis", fixture.ConnectionString, "--prefix", _prefix);
-        await Eventually.TrueAsync(() => run.Output.Contains("Poll started", StringComparison.Ordinal), TimeSpan.FromSeconds(60), "pollctl run polls; it printed: " + run.Output);
+        await Eventually.TrueAsync(() => run.Output.Contains("Poll started", StringComparison.Ordinal), TimeSpan.FromSeconds(60), "pollctl run polls");
 
         var (code, json) = await PollCtlAsync("status", "--json");
         Assert.Equal(0, code);

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using PollLease.Sessions;
 using PollLease.State;
+using PollLease.Tests.Infrastructure;
 
 namespace PollLease.Tests.State;
 
@@ -11,19 +12,7 @@ public sealed class StateFileCrashTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static string TortureDll()
-    {
-        var baseDir = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
-        var configuration = baseDir.Parent!.Name;
-        var dir = baseDir;
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "PollFunctions.sln")))
-        {
-            dir = dir.Parent;
-        }
-        var dll = Path.Combine(dir!.FullName, "tests", "PollLease.StateTorture", "bin", configuration, "net10.0", "PollLease.StateTorture.dll");
-        Assert.True(File.Exists(dll), $"{dll} not built");
-        return dll;
-    }
+    private static string TortureDll() => BuiltProject.Dll(Path.Combine("tests", "PollLease.StateTorture"), "PollLease.StateTorture");
 
     [Fact]
     public async Task A_thousand_kills_at_random_points_of_a_save_leave_zero_corrupted_loads()
