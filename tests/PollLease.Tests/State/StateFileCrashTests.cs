@@ -5,7 +5,15 @@ using PollLease.Tests.Infrastructure;
 
 namespace PollLease.Tests.State;
 
+/// <summary>
+/// Runs alone: its child processes keep every core busy, which would starve the timing-bound lease tests
+/// (800 ms operation timeouts) running beside it.
+/// </summary>
+[CollectionDefinition(nameof(StateFileCrashTests), DisableParallelization = true)]
+public sealed class StateFileCrashRunsAlone;
+
 /// <summary>Seed 004 T005: a process killed at random points of a save, 1,000 times, never leaves a state that fails to load.</summary>
+[Collection(nameof(StateFileCrashTests))]
 public sealed class StateFileCrashTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("polltorture-").FullName;
