@@ -300,8 +300,8 @@ public sealed class LeaderElection : IAsyncDisposable
         }
         if (current != expected)
         {
-            ObserveHolder(current.IsNull ? null : current.ToString());
             DemoteIfCurrent(expected, DemotionReasons.Lost);
+            ObserveHolder(current.IsNull ? null : current.ToString());
             return false;
         }
         return IsLeader;
@@ -446,8 +446,8 @@ public sealed class LeaderElection : IAsyncDisposable
         if ((long)result[0] != 1)
         {
             var holder = (string)result[1]!;
-            ObserveHolder(holder.Length == 0 ? null : holder);
             DemoteIfCurrent(value, DemotionReasons.Lost);
+            ObserveHolder(holder.Length == 0 ? null : holder);
             return TimeSpan.Zero;
         }
         lock (_gate)
