@@ -1,6 +1,12 @@
 using System.Diagnostics.Metrics;
+using System.Globalization;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using PollLease.Election;
+using PollLease.Hosting;
+using PollLease.Polling;
 using PollLease.Sessions;
 using PollLease.Telemetry;
 using PollLease.Tests.Infrastructure;
@@ -175,3 +181,65 @@ public abstract class FleetJanitorTests(RedisFixture fixture)
 public sealed class FleetJanitorTests_RedisServer(RedisServerFixture f) : FleetJanitorTests(f), IClassFixture<RedisServerFixture>;
 
 public sealed class FleetJanitorTests_Garnet(GarnetFixture f) : FleetJanitorTests(f), IClassFixture<GarnetFixture>;
+
+/// <summary>The janitor wired through AddPollLease: off by default, one elected instance when enabled.</summary>
+public sealed class FleetJanitorHostingTests(RedisServerFixture fixture) : IClassFixture<RedisServerFixture>
+{
+    private readonly string _prefix = RedisFixture.NewPrefix();
+
+    private IHost CreateHost(string id, bool enabled)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        string Ms(int ms) => TimeSpan.FromMilliseconds(ms).ToString("c", CultureInfo.InvariantCulture);
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["PollLease:Redis"] = fixture.ConnectionString,
+            ["PollLease:KeyPrefix"] = _prefix,
+            ["PollLease:InstanceId"] = id,
+            ["PollLease:Janitor:Enabled"] = enabled ? "true" : "false",
+            ["PollLease:Janitor:Interval"] = Ms(200),
+            ["PollLease:Janitor:Election:Ttl"] = Ms(3000),
+            ["PollLease:Janitor:Election:RenewDeadline"] = Ms(2000),
+            ["PollLease:Janitor:Election:RenewInterval"] = Ms(200),
+            ["PollLease:Janitor:Election:RetryPeriod"] = Ms(300),
+            ["PollLease:Janitor:Election:OperationTimeout"] = Ms(1000),
+            ["PollLease:Janitor:Election:DisconnectGracePeriod"] = Ms(1000),
+        });
+        builder.Services.AddPollLease(builder.Configuration);
+        builder.Services.AddPollHandler<RecordPollHandler>();
+        return builder.Build();
+    }
+
+    [Fact]
+    public async Task Disabled_by_default_and_when_enabled_one_host_is_the_janitor_and_cleans_a_removed_sessions_lease()
+    {
+        using var off = CreateHost("node-off", enabled: false);
+        Assert.Null(off.Services.GetRequiredService<FleetJanitorHostedService>().Janitor);
+
+        var catalog = new SessionCatalog(fixture.Redis, _prefix);
+        await catalog.AddAsync("kept", "record");
+        await fixture.Redis.GetDatabase().StringSetAsync($"{{{_prefix}}}:lease:gone", "node-z|5", TimeSpan.FromMinutes(5));
+        var hosts = new[] { CreateHost("node-1", enabled: true), CreateHost("node-2", enabled: true) };
+        try
+        {
+            foreach (var h in hosts)
+            {
+                await h.StartAsync();
+            }
+            var janitors = hosts.Select(h => h.Services.GetRequiredService<FleetJanitorHostedService>().Janitor!).ToArray();
+
+            await Eventually.TrueAsync(async () => !await fixture.Redis.GetDatabase().KeyExistsAsync($"{{{_prefix}}}:lease:gone"), Deadline, "orphaned lease removed");
+            await Eventually.TrueAsync(() => janitors.Count(j => j.IsJanitor) == 1 && janitors.Single(j => j.IsJanitor).LastSweep is { Sessions: 1, LiveInstances: 2 },
+                Deadline, "one janitor reporting two instances and one session");
+            Assert.Equal(1, janitors.Sum(j => j.Removed.Leases));
+        }
+        finally
+        {
+            foreach (var h in hosts)
+            {
+                await h.StopAsync();
+                h.Dispose();
+            }
+        }
+    }
+}
