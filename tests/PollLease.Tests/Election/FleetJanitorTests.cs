@@ -1,4 +1,3 @@
-using System.Diagnostics.Metrics;
 using System.Globalization;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -155,26 +154,6 @@ public abstract class FleetJanitorTests(RedisFixture fixture)
             await db.StringSetAsync(Key($"fence:{session}"), now);
         }
         await db.StringSetAsync(Key("fence:old"), now - 1000);
-    }
-
-    private sealed class TestMeterFactory : IMeterFactory
-    {
-        private readonly List<Meter> _meters = [];
-
-        public Meter Create(MeterOptions options)
-        {
-            var meter = new Meter(options.Name, options.Version, options.Tags, this);
-            _meters.Add(meter);
-            return meter;
-        }
-
-        public void Dispose()
-        {
-            foreach (var m in _meters)
-            {
-                m.Dispose();
-            }
-        }
     }
 }
 

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Time.Testing;
 using PollLease.Election;
 using PollLease.Tests.Infrastructure;
@@ -306,6 +307,62 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
     }
 
     [Fact]
+    public async Task A_released_key_is_announced_so_a_follower_stands_at_once_rather_than_at_its_next_check()
+    {
+        // Keys living 30 s and checks every 15-18 s: without the release event node-b would wait that long.
+        ElectionOptions Slow(string id)
+        {
+            var o = Options(_prefix, id);
+            o.Ttl = TimeSpan.FromSeconds(30);
+            o.RenewDeadline = TimeSpan.FromSeconds(20);
+            o.RetryPeriod = TimeSpan.FromSeconds(15);
+            o.MaxBackoff = TimeSpan.FromSeconds(30);
+            return o;
+        }
+        await using var a = new LeaderElection(fixture.Redis, Slow("node-a"));
+        await a.StartAsync();
+        await Eventually.TrueAsync(() => a.IsLeader, Deadline, "node-a leads");
+        await using var b = new LeaderElection(fixture.Redis, Slow("node-b"));
+        await b.StartAsync();
+        await Eventually.TrueAsync(() => b.CurrentLeader == "node-a", Deadline, "node-b follows");
+
+        await a.StopAsync(new StopOptions { DeleteKey = true });
+
+        await Eventually.TrueAsync(() => b.IsLeader, TimeSpan.FromSeconds(10), "node-b leads on the release event");
+        await Assert.ThrowsAsync<InvalidOperationException>(() => b.StartAsync()); // one loop per election
+    }
+
+    [Fact]
+    public async Task Metrics_report_leadership_transitions_heartbeats_and_failures_with_role_and_instance()
+    {
+        using var meters = new TestMeterFactory();
+        await using var a = new LeaderElection(fixture.Redis, Options(_prefix, "node-a"), new ElectionCallbacks
+        {
+            OnPromote = _ => throw new InvalidOperationException("callback bug"),
+        }, meterFactory: meters);
+        using var isLeader = new MetricCollector<int>(meters, PollLease.Telemetry.PollLeaseTelemetry.MeterName, "election_is_leader");
+        using var transitions = new MetricCollector<long>(meters, PollLease.Telemetry.PollLeaseTelemetry.MeterName, "election_transitions_total");
+        using var heartbeat = new MetricCollector<double>(meters, PollLease.Telemetry.PollLeaseTelemetry.MeterName, "election_heartbeat_duration_seconds");
+        using var failures = new MetricCollector<long>(meters, PollLease.Telemetry.PollLeaseTelemetry.MeterName, "election_failures_total");
+        await a.StartAsync();
+        await Eventually.TrueAsync(() => a.IsLeader && heartbeat.GetMeasurementSnapshot().Count > 0 && failures.GetMeasurementSnapshot().Count > 0, Deadline, "leads and renews");
+        isLeader.RecordObservableInstruments();
+        Assert.Equal(1, isLeader.LastMeasurement!.Value);
+        Assert.Equal("test", isLeader.LastMeasurement.Tags["role"]);
+        Assert.Equal("node-a", isLeader.LastMeasurement.Tags["instance"]);
+
+        await a.StopAsync();
+        isLeader.RecordObservableInstruments();
+
+        Assert.Equal(0, isLeader.LastMeasurement!.Value);
+        var t = transitions.GetMeasurementSnapshot();
+        Assert.Equal(["leader", "follower"], t.Select(m => (string)m.Tags["to"]!));
+        Assert.Equal(DemotionReasons.Stopped, t[1].Tags["reason"]);
+        Assert.Equal("callback", failures.GetMeasurementSnapshot()[0].Tags["operation"]);
+        Assert.All(heartbeat.GetMeasurementSnapshot(), m => Assert.True(m.Value >= 0));
+    }
+
+    [Fact]
     public async Task Role_manager_runs_one_election_per_role_and_aggregates_their_status()
     {
         await using var one = new RoleManager(fixture.Redis, Options(_prefix, "node-1"));
@@ -334,6 +391,26 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
         Assert.True(await one.StopAsync());
         await Eventually.TrueAsync(() => two.LeadingRoles.Count == 3, Deadline, "node-2 leads every role");
         Assert.All(two.Status.Values, s => Assert.True(s.IsLeader));
+    }
+}
+
+internal sealed class TestMeterFactory : System.Diagnostics.Metrics.IMeterFactory
+{
+    private readonly List<System.Diagnostics.Metrics.Meter> _meters = [];
+
+    public System.Diagnostics.Metrics.Meter Create(System.Diagnostics.Metrics.MeterOptions options)
+    {
+        var meter = new System.Diagnostics.Metrics.Meter(options.Name, options.Version, options.Tags, this);
+        _meters.Add(meter);
+        return meter;
+    }
+
+    public void Dispose()
+    {
+        foreach (var m in _meters)
+        {
+            m.Dispose();
+        }
     }
 }
 
