@@ -223,43 +223,48 @@ public sealed class LeaderElection : IAsyncDisposable
         }
         Demote(DemotionReasons.Stopped);
         var deleted = false;
-        if (options.DeleteKey && value is not null)
-        {
-            deleted = await TryReleaseAsync(value, cancellationToken).ConfigureAwait(false);
-        }
-
         var demoteCompleted = true;
-        Task? demoteDone;
-        lock (_gate)
+        try
         {
-            demoteDone = _demoteDone?.Task;
+            if (options.DeleteKey && value is not null)
+            {
+                deleted = await TryReleaseAsync(value, cancellationToken).ConfigureAwait(false);
+            }
+            Task? demoteDone;
+            lock (_gate)
+            {
+                demoteDone = _demoteDone?.Task;
+            }
+            if (demoteDone is not null)
+            {
+                demoteCompleted = await CompletesWithinAsync(demoteDone, options.DemoteTimeout, cancellationToken).ConfigureAwait(false);
+            }
         }
-        if (demoteDone is not null)
+        finally
         {
-            try
-            {
-                await demoteDone.WaitAsync(options.DemoteTimeout, _time, cancellationToken).ConfigureAwait(false);
-            }
-            catch (TimeoutException)
-            {
-                demoteCompleted = false;
-            }
+            // Even when the caller gave up: no more callbacks after this, and the dispatcher ends after the queue.
+            _dispatch.Writer.TryComplete();
+            _deadlineTimer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         }
-        _dispatch.Writer.TryComplete();
         if (demoteCompleted && _dispatcher is not null)
         {
-            try
-            {
-                await _dispatcher.WaitAsync(_options.CallbackTimeout, _time, cancellationToken).ConfigureAwait(false);
-            }
-            catch (TimeoutException)
-            {
-                demoteCompleted = false;
-            }
+            demoteCompleted = await CompletesWithinAsync(_dispatcher, _options.CallbackTimeout, cancellationToken).ConfigureAwait(false);
         }
-        _deadlineTimer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         ElectionLog.Stopped(_logger, Role, InstanceId, deleted, demoteCompleted);
         return demoteCompleted;
+    }
+
+    private async Task<bool> CompletesWithinAsync(Task task, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await task.WaitAsync(timeout, _time, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
     }
 
     /// <summary>
@@ -342,6 +347,20 @@ public sealed class LeaderElection : IAsyncDisposable
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
                 return;
+            }
+#pragma warning disable CA1031 // The loop must outlive any surprise (a malformed reply, a bug): log, back off, go on.
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                var delay = StoreFailed(e, "loop");
+                try
+                {
+                    await _wake.WaitAsync(delay, _time, cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
             }
         }
     }
@@ -537,7 +556,7 @@ public sealed class LeaderElection : IAsyncDisposable
             _token = token;
             _value = InstanceId + "|" + token.ToString(CultureInfo.InvariantCulture);
             _renewDeadline = sent + Ticks(_options.RenewDeadline);
-            _leadership?.Dispose();
+            // The previous term's source is not disposed: its OnPromote may still hold (cancelled) registrations.
             _leadership = leadership;
             _healthFailures = 0;
             _lastValidation = _time.GetTimestamp();
