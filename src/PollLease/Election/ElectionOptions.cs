@@ -8,9 +8,6 @@ namespace PollLease.Election;
 /// </summary>
 public sealed class ElectionOptions
 {
-    /// <summary>Configuration section for the janitor's election: <c>PollLease:Janitor:Election</c>.</summary>
-    public const string SectionName = "Election";
-
     /// <summary>Key prefix shared with the leases (letters, digits, '.', '_', '-'; up to 32). The key is <c>{prefix}:leader:{role}</c>.</summary>
     public string KeyPrefix { get; set; } = "poll";
 
