@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PollLease.Assignment;
 using PollLease.Coordination;
+using PollLease.Election;
 using PollLease.Polling;
 using PollLease.Sessions;
 using PollLease.State;
@@ -78,6 +79,19 @@ public static class PollLeaseServiceCollectionExtensions
             sp.GetRequiredService<ILoggerFactory>(),
             sp.GetService<IMeterFactory>()));
         services.AddHostedService<PollLeaseHostedService>();
+
+        // The fleet janitor (PollLease:Janitor:Enabled): one elected instance cleans up and reports the fleet.
+        services.AddOptions<JanitorOptions>().Bind(configuration.GetSection(JanitorOptions.SectionName))
+            .PostConfigure<IOptions<PollLeaseOptions>>((j, lease) =>
+            {
+                j.Election.Role = JanitorOptions.Role;
+                j.Election.KeyPrefix = lease.Value.KeyPrefix;
+                j.Election.InstanceId = lease.Value.InstanceId ?? "";
+            })
+            .ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<JanitorOptions>, JanitorOptionsValidator>());
+        services.TryAddSingleton<FleetJanitorHostedService>();
+        services.AddHostedService(sp => sp.GetRequiredService<FleetJanitorHostedService>());
         return services;
     }
 

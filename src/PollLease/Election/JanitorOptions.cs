@@ -1,0 +1,33 @@
+namespace PollLease.Election;
+
+/// <summary>
+/// The fleet janitor (section <c>PollLease:Janitor</c>): one instance at a time, elected for the <c>janitor</c>
+/// role, removes dead instances from the registry, cleans leases and fences of sessions that no longer exist, and
+/// publishes the fleet gauges. Its election's key prefix and instance id come from <c>PollLease</c>.
+/// </summary>
+public sealed class JanitorOptions
+{
+    /// <summary>Configuration section: <c>PollLease:Janitor</c>.</summary>
+    public const string SectionName = "PollLease:Janitor";
+
+    /// <summary>The role the janitor is elected for.</summary>
+    public const string Role = "janitor";
+
+    /// <summary>Run the janitor election in this instance. Default false.</summary>
+    public bool Enabled { get; set; }
+
+    /// <summary>Time between two sweeps of the elected janitor. Default 30 s.</summary>
+    public TimeSpan Interval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Keys per SCAN page when looking for orphaned leases and fences. Default 500.</summary>
+    public int ScanPageSize { get; set; } = 500;
+
+    /// <summary>
+    /// Clean leases and fences of sessions missing from the Redis catalog. Only meaningful when sessions come from
+    /// the Redis catalog; the hosting layer turns it off when the application supplies its own session directory.
+    /// </summary>
+    public bool CleanOrphans { get; set; } = true;
+
+    /// <summary>The janitor election's timings (client-go defaults); Role, KeyPrefix and InstanceId are set for you.</summary>
+    public ElectionOptions Election { get; set; } = new();
+}
