@@ -144,10 +144,6 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     siteConfig: {
       minTlsVersion: '1.2'
-      appSettings: [for setting in items(appSettings): {
-        name: setting.key
-        value: setting.value
-      }]
     }
     functionAppConfig: {
       deployment: {
@@ -177,6 +173,14 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       }
     }
   }
+}
+
+// The app settings as one object (they hold runtime values: the storage name, the Application Insights connection
+// string and, with AccessKey, the Redis key), replacing the app's whole settings collection.
+resource functionAppSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: functionApp
+  name: 'appsettings'
+  properties: appSettings
 }
 
 // Blob (deployment package, timer schedule and singleton locks), queue and table access for the host's storage.
