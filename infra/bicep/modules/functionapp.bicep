@@ -80,7 +80,7 @@ resource cacheForRedis 'Microsoft.Cache/redis@2024-11-01' existing = if (redisKi
 // with key authentication. With ManagedIdentity the setting holds no secret.
 var redisEndpoint = '${redisHostName}:${redisPort},ssl=true,abortConnect=false'
 var redisConnection = redisAuthentication == 'AccessKey'
-  ? '${redisEndpoint},password=${redisKind == 'ManagedRedis' ? managedRedisDatabase.listKeys().primaryKey : cacheForRedis.listKeys().primaryKey}'
+  ? '${redisEndpoint},password=${redisKind == 'ManagedRedis' ? managedRedisDatabase!.listKeys().primaryKey : cacheForRedis!.listKeys().primaryKey}'
   : redisEndpoint
 
 var appSettings = union({

@@ -62,5 +62,5 @@ resource cacheForRedis 'Microsoft.Cache/redis@2024-11-01' = if (!managed) {
 }
 
 output redisName string = redisName
-output hostName string = managed ? managedRedis.properties.hostName : cacheForRedis.properties.hostName
+output hostName string = managed ? managedRedis!.properties.hostName : cacheForRedis!.properties.hostName
 output port int = managed ? 10000 : 6380
