@@ -14,9 +14,9 @@ var builder = FunctionsApplication.CreateBuilder(args);
 
 // No ConfigureFunctionsWebApplication(): the app has no HTTP triggers, so it needs no ASP.NET Core integration.
 
-// Application Insights from the worker itself (logs, the PollLease metrics below). Adaptive sampling is off so that
-// failover and lease-loss log lines are never sampled out; the volume is kept down by the log levels instead
-// (host.json for the host, "Logging" settings / the defaults below for the worker).
+// Application Insights from the worker itself: its logs, and PollLease's metrics and cycle activities through
+// ApplicationInsightsBridge. Adaptive sampling is off so that failover and lease-loss log lines are never sampled
+// out; the volume is kept down by log levels instead (host.json for the host, Logging__LogLevel__* for the worker).
 builder.Services
     .AddApplicationInsightsTelemetryWorkerService(options => options.EnableAdaptiveSampling = false)
     .ConfigureFunctionsApplicationInsights();
@@ -31,7 +31,7 @@ builder.Services.Configure<LoggerFilterOptions>(options =>
         options.Rules.Remove(warningOnly);
     }
 });
-builder.Services.AddHostedService<ApplicationInsightsMetrics>();
+builder.Services.AddHostedService<ApplicationInsightsBridge>();
 
 // PollLease from configuration (app settings PollLease__*, local.settings.json locally). This also registers the
 // per-instance hosted service: it registers the instance when the host starts, runs heartbeat, renewal and polling of

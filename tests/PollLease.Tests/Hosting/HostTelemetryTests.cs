@@ -81,6 +81,28 @@ public abstract class HostTelemetryTests(RedisFixture fixture)
     }
 
     [Fact]
+    public async Task The_lease_cycle_activity_reaches_the_activity_forwarder_with_its_instance_and_outcome()
+    {
+        var prefix = RedisFixture.NewPrefix();
+        await new SessionCatalog(fixture.Redis, prefix).AddAsync("s0", "record", TimeSpan.FromSeconds(4));
+        var cycles = new ConcurrentQueue<System.Diagnostics.Activity>();
+        using var forwarder = new PollLeaseActivityForwarder(a =>
+        {
+            if (a.GetTagItem("polllease.instance") as string == "host-act")
+            {
+                cycles.Enqueue(a);
+            }
+        });
+
+        using var host = await GenericTestHost.StartAsync(GenericTestHost.Settings(fixture.ConnectionString, prefix, "host-act"));
+        await Eventually.TrueAsync(() => cycles.Any(a => a.GetTagItem("polllease.acquired") is 1), Wait, "the cycle that acquires s0 is forwarded");
+        await host.StopAsync();
+
+        Assert.All(cycles, a => Assert.Equal("polllease.cycle", a.OperationName));
+        Assert.Contains(cycles, a => a.Status != System.Diagnostics.ActivityStatusCode.Error && a.Duration > TimeSpan.Zero);
+    }
+
+    [Fact]
     public async Task A_graceful_handoff_is_not_counted_as_a_failover()
     {
         var prefix = RedisFixture.NewPrefix();
