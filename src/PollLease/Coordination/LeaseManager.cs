@@ -102,6 +102,9 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         });
     }
 
+    /// <summary>How early a foreign lease counts as expired: wake-ups timed for an expiry can fire a hair early.</summary>
+    private long ExpiryTolerance => (long)(MinForeignWait.TotalSeconds * 2 * _time.TimestampFrequency);
+
     private static BalancedPlanner DefaultPlanner(PollLeaseOptions options, TimeProvider? time)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -456,7 +459,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
             var orphaned = new Dictionary<string, string>(StringComparer.Ordinal);
             // A wake-up timed for a lease's expiry can fire a hair early; Redis decides anyway, so a lease about to
             // expire counts as expired rather than costing a whole cycle.
-            var expiredBy = started + (long)(MinForeignWait.TotalSeconds * 2 * _time.TimestampFrequency);
+            var expiredBy = started + ExpiryTolerance;
             foreach (var (session, f) in _foreign)
             {
                 if (f.ExpiresAt <= expiredBy)
@@ -628,8 +631,10 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
                 var outcome = response.Acquire[i];
                 if (outcome.Token > 0)
                 {
-                    // Seen held by another instance that never announced a release: its lease expired under it.
-                    if (_foreign.Remove(session, out var previous) && !previous.HandedOff && previous.Holder != InstanceId)
+                    // A failover: the session was seen held by another instance, which never announced a release, and
+                    // the request went out once that lease had expired (a release would have freed it before expiry).
+                    if (_foreign.Remove(session, out var previous) && !previous.HandedOff && previous.Holder != InstanceId
+                        && sent + ExpiryTolerance >= previous.ExpiresAt)
                     {
                         (failovers ??= []).Add((session, outcome.Token, previous.Holder));
                     }
