@@ -102,6 +102,9 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         });
     }
 
+    /// <summary>How early a foreign lease counts as expired: wake-ups timed for an expiry can fire a hair early.</summary>
+    private long ExpiryTolerance => (long)(MinForeignWait.TotalSeconds * 2 * _time.TimestampFrequency);
+
     private static BalancedPlanner DefaultPlanner(PollLeaseOptions options, TimeProvider? time)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -394,6 +397,25 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         }
     }
 
+    /// <summary>
+    /// Runs one cycle now if the manager is running (started and not stopping), under the same gate as every other
+    /// cycle; returns null otherwise. For triggers from outside the loop (timer functions): a trigger that arrives
+    /// while the host stops must not register the instance again after it has deregistered.
+    /// </summary>
+    internal async Task<LeaseCycleResult?> RunCycleIfRunningAsync(CancellationToken cancellationToken)
+    {
+        await _cycleGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // StopAsync clears _loop before it takes the gate, so a trigger queued behind its release sees it here.
+            return _loop is null ? null : await RunCycleCoreAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _cycleGate.Release();
+        }
+    }
+
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
@@ -437,7 +459,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
             var orphaned = new Dictionary<string, string>(StringComparer.Ordinal);
             // A wake-up timed for a lease's expiry can fire a hair early; Redis decides anyway, so a lease about to
             // expire counts as expired rather than costing a whole cycle.
-            var expiredBy = started + (long)(MinForeignWait.TotalSeconds * 2 * _time.TimestampFrequency);
+            var expiredBy = started + ExpiryTolerance;
             foreach (var (session, f) in _foreign)
             {
                 if (f.ExpiresAt <= expiredBy)
@@ -600,6 +622,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     private int ApplyAcquired(IReadOnlyList<string> acquire, CycleResponse response, long sent, List<LeaseEvent> events)
     {
         var acquired = 0;
+        List<(string Session, long Token, string From)>? failovers = null;
         lock (_lock)
         {
             for (var i = 0; i < acquire.Count; i++)
@@ -608,7 +631,13 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
                 var outcome = response.Acquire[i];
                 if (outcome.Token > 0)
                 {
-                    _foreign.Remove(session);
+                    // A failover: the session was seen held by another instance, which never announced a release, and
+                    // the request went out once that lease had expired (a release would have freed it before expiry).
+                    if (_foreign.Remove(session, out var previous) && !previous.HandedOff && previous.Holder != InstanceId
+                        && sent + ExpiryTolerance >= previous.ExpiresAt)
+                    {
+                        (failovers ??= []).Add((session, outcome.Token, previous.Holder));
+                    }
                     _held[session] = new Entry(session, outcome.Token, sent + _validityTicks, _time.GetUtcNow());
                     acquired++;
                     events.Add(Event(LeaseEventKind.Acquired, session, outcome.Token, null));
@@ -620,6 +649,11 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
             }
         }
         _metrics.Acquired(acquired);
+        foreach (var (session, token, from) in failovers ?? [])
+        {
+            _metrics.Failover(from);
+            LeaseLog.Failover(_logger, InstanceId, session, token, from);
+        }
         return acquired;
     }
 

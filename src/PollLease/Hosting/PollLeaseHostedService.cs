@@ -67,6 +67,9 @@ internal sealed class PollLeaseHostedService : IHostedService, IDisposable
         }
     }
 
+    /// <summary>Asks the poll loop for a scheduling pass now (due polls of owned sessions start at once).</summary>
+    internal void WakePolling() => _scheduler.Wake();
+
     public void Dispose()
     {
         _stopping?.Dispose();

@@ -78,7 +78,13 @@ public static class PollLeaseServiceCollectionExtensions
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILoggerFactory>(),
             sp.GetService<IMeterFactory>()));
-        services.AddHostedService<PollLeaseHostedService>();
+        // Resolvable by itself too, so PollLeaseTriggers can reach the running instance's poll loop.
+        services.TryAddSingleton<PollLeaseHostedService>();
+        services.AddHostedService(sp => sp.GetRequiredService<PollLeaseHostedService>());
+        services.TryAddSingleton(sp => new PollLeaseTriggers(
+            sp.GetRequiredService<LeaseManager>(),
+            sp.GetRequiredService<PollLeaseHostedService>(),
+            sp.GetRequiredService<ILoggerFactory>()));
 
         // The fleet janitor (PollLease:Janitor:Enabled): one elected instance cleans up and reports the fleet.
         services.AddOptions<JanitorOptions>().Bind(configuration.GetSection(JanitorOptions.SectionName))

@@ -7,11 +7,25 @@ namespace PollLease.Hosting;
 /// <summary>
 /// Builds the one long-lived multiplexer an instance uses: AbortOnConnectFail=false so a Redis that is down at
 /// start-up (or later) is retried in the background, ClientName = instance id so <c>CLIENT LIST</c> shows who is
-/// who, and the configured hooks applied. The connection string is never logged; only the endpoints are.
+/// who, TLS forced for Azure Cache for Redis and Azure Managed Redis host names, and the configured hooks applied.
+/// The connection string is never logged (it may hold a password or access key); only the endpoints are.
 /// </summary>
 internal static partial class RedisConnectionFactory
 {
+    /// <summary>Host-name suffixes of Azure Cache for Redis and Azure Managed Redis: both accept TLS connections only.</summary>
+    private static readonly string[] AzureRedisHostSuffixes =
+        [".redis.cache.windows.net", ".redis.azure.net", ".redisenterprise.cache.azure.net", ".redis.cache.chinacloudapi.cn", ".redis.cache.usgovcloudapi.net"];
+
     public static async Task<IConnectionMultiplexer> ConnectAsync(PollLeaseOptions options, PollLeaseRedisOptions hooks, ILogger logger)
+    {
+        var config = await BuildAsync(options, hooks).ConfigureAwait(false);
+        var endpoints = string.Join(",", config.EndPoints.Select(e => e.ToString()));
+        Connecting(logger, endpoints, config.Ssl);
+        return await ConnectionMultiplexer.ConnectAsync(config).ConfigureAwait(false);
+    }
+
+    /// <summary>The connection options the multiplexer is created with (separate so tests can check them without connecting).</summary>
+    internal static async Task<ConfigurationOptions> BuildAsync(PollLeaseOptions options, PollLeaseRedisOptions hooks)
     {
         if (string.IsNullOrWhiteSpace(options.Redis))
         {
@@ -29,14 +43,21 @@ internal static partial class RedisConnectionFactory
         }
         config.AbortOnConnectFail = false;
         config.ClientName ??= options.InstanceId;
+        if (config.EndPoints.Any(IsAzureRedis))
+        {
+            // Azure refuses plain connections; a connection string without ssl=true would only fail at run time.
+            config.Ssl = true;
+        }
         foreach (var hook in hooks.ConfigureConnection)
         {
             await hook(config).ConfigureAwait(false);
         }
-        var endpoints = string.Join(",", config.EndPoints.Select(e => e.ToString()));
-        Connecting(logger, endpoints, config.Ssl);
-        return await ConnectionMultiplexer.ConnectAsync(config).ConfigureAwait(false);
+        return config;
     }
+
+    private static bool IsAzureRedis(System.Net.EndPoint endpoint) =>
+        endpoint is System.Net.DnsEndPoint dns
+        && AzureRedisHostSuffixes.Any(suffix => dns.Host.EndsWith(suffix, StringComparison.OrdinalIgnoreCase));
 
     [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Connecting to Redis: endpoints={Endpoints} tls={Tls}")]
     private static partial void Connecting(ILogger logger, string endpoints, bool tls);

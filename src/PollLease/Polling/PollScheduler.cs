@@ -33,6 +33,7 @@ internal sealed class PollScheduler : IDisposable
     private readonly object _lock = new();
     private readonly HashSet<Task> _running = [];
     private IReadOnlyDictionary<string, PollSession> _known = new Dictionary<string, PollSession>();
+    private readonly WakeSignal _wake = new();
 
     public PollScheduler(
         ILeaseView leases,
@@ -61,7 +62,7 @@ internal sealed class PollScheduler : IDisposable
             while (!stopping.IsCancellationRequested)
             {
                 await TickAsync(stopping).ConfigureAwait(false);
-                await Task.Delay(_options.Tick, _time, stopping).ConfigureAwait(false);
+                await _wake.WaitAsync(_options.Tick, _time, stopping).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
@@ -70,6 +71,9 @@ internal sealed class PollScheduler : IDisposable
         }
         await WhenIdleAsync().ConfigureAwait(false);
     }
+
+    /// <summary>Runs the next scheduling pass now instead of at the next tick (passes never overlap).</summary>
+    public void Wake() => _wake.Set();
 
     public void Dispose() => _slots.Dispose();
 

@@ -8,6 +8,9 @@ internal static partial class LeaseLog
     [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Lease acquired: instance={Instance} endpoint={Session} token={Token}")]
     public static partial void Acquired(ILogger logger, string instance, string session, long token);
 
+    [LoggerMessage(EventId = 1050, Level = LogLevel.Warning, Message = "Lease failover: instance={Instance} endpoint={Session} token={Token} from={From}")]
+    public static partial void Failover(ILogger logger, string instance, string session, long token, string from);
+
     [LoggerMessage(EventId = 1002, Level = LogLevel.Debug, Message = "Lease renewed: instance={Instance} endpoint={Session} token={Token}")]
     public static partial void Renewed(ILogger logger, string instance, string session, long token);
 

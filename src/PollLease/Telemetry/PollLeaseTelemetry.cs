@@ -28,6 +28,7 @@ internal sealed class LeaseMetrics
     private readonly Counter<long> _acquired;
     private readonly Counter<long> _lost;
     private readonly Counter<long> _released;
+    private readonly Counter<long> _failovers;
     private readonly Counter<long> _cycleFailures;
     private readonly Histogram<double> _cycleDuration;
     private readonly KeyValuePair<string, object?> _instance;
@@ -42,6 +43,7 @@ internal sealed class LeaseMetrics
         _acquired = meter.CreateCounter<long>("polllease.lease.acquisitions", "{lease}", "Leases acquired.");
         _lost = meter.CreateCounter<long>("polllease.lease.losses", "{lease}", "Leases lost, by reason (deadline, expired, taken).");
         _released = meter.CreateCounter<long>("polllease.lease.releases", "{lease}", "Leases released on purpose, by reason.");
+        _failovers = meter.CreateCounter<long>("polllease.lease.failovers", "{lease}", "Leases taken over after another instance's lease expired without a release (that instance crashed or lost Redis).");
         _cycleFailures = meter.CreateCounter<long>("polllease.cycle.failures", "{cycle}", "Lease cycles that failed (Redis unreachable, timeout, error).");
         _cycleDuration = meter.CreateHistogram<double>("polllease.cycle.duration", "s", "Round-trip time of the lease cycle (heartbeat, renew, acquire, release in one script call).");
     }
@@ -63,6 +65,8 @@ internal sealed class LeaseMetrics
             _released.Add(count, _instance, new KeyValuePair<string, object?>("reason", reason));
         }
     }
+
+    public void Failover(string from) => _failovers.Add(1, _instance, new KeyValuePair<string, object?>("from", from));
 
     public void CycleFailed() => _cycleFailures.Add(1, _instance);
 

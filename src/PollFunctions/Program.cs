@@ -1,0 +1,52 @@
+using Microsoft.Azure.Functions.Worker;
+using Microsoft.Azure.Functions.Worker.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using PollFunctions;
+using PollLease.Hosting;
+using PollLease.Polling;
+using StackExchange.Redis;
+
+// The isolated worker is a .NET Generic Host: everything registered here runs in EVERY instance of a scaled-out app,
+// unlike timer functions, which Azure runs on one instance at a time. See README "Azure Functions".
+var builder = FunctionsApplication.CreateBuilder(args);
+
+// No ConfigureFunctionsWebApplication(): the app has no HTTP triggers, so it needs no ASP.NET Core integration.
+
+// Application Insights from the worker itself: its logs, and PollLease's metrics and cycle activities through
+// ApplicationInsightsBridge. Adaptive sampling is off so that failover and lease-loss log lines are never sampled
+// out; the volume is kept down by log levels instead (host.json for the host, Logging__LogLevel__* for the worker).
+builder.Services
+    .AddApplicationInsightsTelemetryWorkerService(options => options.EnableAdaptiveSampling = false)
+    .ConfigureFunctionsApplicationInsights();
+builder.Services.Configure<LoggerFilterOptions>(options =>
+{
+    // The Application Insights SDK adds a rule that keeps only Warning and above for its provider; remove it so the
+    // configured levels (Information for PollLease) reach Application Insights.
+    var warningOnly = options.Rules.FirstOrDefault(rule =>
+        rule.ProviderName == "Microsoft.Extensions.Logging.ApplicationInsights.ApplicationInsightsLoggerProvider");
+    if (warningOnly is not null)
+    {
+        options.Rules.Remove(warningOnly);
+    }
+});
+builder.Services.AddHostedService<ApplicationInsightsBridge>();
+
+// PollLease from configuration (app settings PollLease__*, local.settings.json locally). This also registers the
+// per-instance hosted service: it registers the instance when the host starts, runs heartbeat, renewal and polling of
+// its own sessions, and releases every lease and deregisters when the host stops.
+builder.Services.AddPollLease(builder.Configuration);
+if (string.Equals(builder.Configuration["PollFunctions:RedisAuthentication"], "ManagedIdentity", StringComparison.OrdinalIgnoreCase))
+{
+    // Entra ID instead of an access key: the app's system-assigned identity gets a token (refreshed by the extension);
+    // PollLease__Redis then holds only host:port,ssl=true.
+    builder.Services.Configure<PollLeaseRedisOptions>(o => o.ConfigureConnection.Add(
+        async options => await options.ConfigureForAzureWithSystemAssignedManagedIdentityAsync().ConfigureAwait(false)));
+}
+
+// The poll handler every owned session is polled with. Edit this line to use your own IPollHandler, or
+// RecordPollHandler (appends who polled, with which token, when) for a smoke test.
+builder.Services.AddPollHandler<HttpPollHandler>();
+
+await builder.Build().RunAsync().ConfigureAwait(false);

@@ -1,0 +1,55 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using PollLease.Coordination;
+using PollLease.Hosting;
+using PollLease.Polling;
+
+namespace PollLease.Tests.Hosting;
+
+/// <summary>
+/// The hosting layer as the Azure Functions worker runs it: a plain .NET Generic Host with <c>AddPollLease</c> bound
+/// from configuration (the same keys as the app settings), scaled-down timings and the <c>record</c> handler.
+/// </summary>
+internal static class GenericTestHost
+{
+    public static Dictionary<string, string?> Settings(string redis, string prefix, string instanceId) => new()
+    {
+        ["PollLease:Redis"] = redis,
+        ["PollLease:KeyPrefix"] = prefix,
+        ["PollLease:InstanceId"] = instanceId,
+        ["PollLease:LeaseTtl"] = "00:00:01.500",
+        ["PollLease:RenewInterval"] = "00:00:00.300",
+        ["PollLease:RetryInterval"] = "00:00:00.100",
+        ["PollLease:HeartbeatTtl"] = "00:00:01.500",
+        ["PollLease:HeartbeatInterval"] = "00:00:00.300",
+        ["PollLease:SafetyMargin"] = "00:00:00.300",
+        ["PollLease:OperationTimeout"] = "00:00:00.800",
+        ["PollLease:ShutdownTimeout"] = "00:00:03",
+        ["PollLease:Polling:Tick"] = "00:00:00.050",
+        ["PollLease:Polling:Jitter"] = "0",
+    };
+
+    public static IHost Build(Dictionary<string, string?> settings, Action<IServiceCollection>? configure = null)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(settings);
+        // The Azure Functions host gives a stopping worker about 5 s.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+        configure?.Invoke(builder.Services);
+        builder.Services.AddPollLease(builder.Configuration);
+        builder.Services.AddPollHandler<RecordPollHandler>();
+        return builder.Build();
+    }
+
+    public static async Task<IHost> StartAsync(Dictionary<string, string?> settings, Action<IServiceCollection>? configure = null)
+    {
+        var host = Build(settings, configure);
+        await host.StartAsync();
+        return host;
+    }
+
+    public static LeaseManager Leases(this IHost host) => host.Services.GetRequiredService<LeaseManager>();
+
+    public static PollLeaseTriggers Triggers(this IHost host) => host.Services.GetRequiredService<PollLeaseTriggers>();
+}

@@ -1,0 +1,228 @@
+using System.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Time.Testing;
+using PollLease.Coordination;
+using PollLease.Sessions;
+using PollLease.State;
+using PollLease.Tests.Infrastructure;
+using StackExchange.Redis;
+
+namespace PollLease.Tests.Hosting;
+
+/// <summary>
+/// The hosting layer under a plain Generic Host against real Redis: what every Azure Functions worker instance runs
+/// from its hosted service, and what the timer and warm-up functions call.
+/// </summary>
+public abstract class PollLeaseHostTests(RedisFixture fixture)
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
+
+    [Fact]
+    public async Task Start_registers_the_node_and_stop_releases_everything_and_deregisters_within_5_s()
+    {
+        var prefix = RedisFixture.NewPrefix();
+        await SeedAsync(prefix, 4);
+        var db = fixture.Redis.GetDatabase();
+        using var host = await GenericTestHost.StartAsync(GenericTestHost.Settings(fixture.ConnectionString, prefix, "host-a"));
+
+        // Registered by the time StartAsync returns: no timer or warm-up trigger is needed for that.
+        Assert.NotNull(await db.SortedSetScoreAsync($"{{{prefix}}}:nodes", "host-a"));
+        await Eventually.TrueAsync(() => host.Leases().OwnedSessions().Count == 4, Wait, "host-a owns all 4 sessions");
+
+        using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        var stopwatch = Stopwatch.StartNew();
+        await host.StopAsync(grace.Token);
+        stopwatch.Stop();
+
+        Assert.False(grace.IsCancellationRequested, $"stop took {stopwatch.Elapsed}, beyond the 5 s worker grace");
+        Assert.Null(await db.SortedSetScoreAsync($"{{{prefix}}}:nodes", "host-a"));
+        Assert.False(await db.KeyExistsAsync($"{{{prefix}}}:node:host-a"));
+        for (var i = 0; i < 4; i++)
+        {
+            Assert.False(await db.KeyExistsAsync($"{{{prefix}}}:lease:s{i}"), $"lease s{i} still held after stop");
+        }
+        Assert.Empty(host.Leases().OwnedSessions());
+    }
+
+    [Fact]
+    public async Task Two_hosts_share_the_sessions_and_the_survivor_takes_all_when_one_stops()
+    {
+        var prefix = RedisFixture.NewPrefix();
+        await SeedAsync(prefix, 6);
+        using var a = await GenericTestHost.StartAsync(GenericTestHost.Settings(fixture.ConnectionString, prefix, "host-a"));
+        using var b = await GenericTestHost.StartAsync(GenericTestHost.Settings(fixture.ConnectionString, prefix, "host-b"));
+
+        await Eventually.TrueAsync(
+            () => a.Leases().OwnedSessions().Count == 3 && b.Leases().OwnedSessions().Count == 3,
+            Wait, "the two hosts hold 3 sessions each");
+        var ownedA = a.Leases().OwnedSessions().Select(l => l.SessionId).ToHashSet();
+        var ownedB = b.Leases().OwnedSessions().Select(l => l.SessionId).ToHashSet();
+        Assert.Empty(ownedA.Intersect(ownedB));
+
+        // Both poll what they own (the record handler writes who polled into the session's log).
+        var log = new MessageLog(fixture.Redis, prefix);
+        await Eventually.TrueAsync(async () =>
+        {
+            var pollers = new HashSet<string>();
+            for (var i = 0; i < 6; i++)
+            {
+                foreach (var m in await log.ReadAsync($"s{i}"))
+                {
+                    pollers.Add(global::PollLease.Polling.PollRecord.TryParse(m.Body)?.Instance ?? "");
+                }
+            }
+            return pollers.SetEquals(["host-a", "host-b"]);
+        }, Wait, "both hosts poll their sessions");
+
+        await a.StopAsync();
+        await Eventually.TrueAsync(() => b.Leases().OwnedSessions().Count == 6, Wait, "host-b takes all 6 after host-a stops");
+        await b.StopAsync();
+    }
+
+    [Fact]
+    public async Task A_timer_driven_cycle_and_the_hosted_cycle_firing_together_run_one_at_a_time()
+    {
+        var prefix = RedisFixture.NewPrefix();
+        var directory = new GatedDirectory(["s0", "s1"]);
+        using var host = await GenericTestHost.StartAsync(
+            GenericTestHost.Settings(fixture.ConnectionString, prefix, "host-a"),
+            services => services.AddSingleton<ISessionDirectory>(directory));
+
+        // Hold the hosted loop inside its next cycle.
+        directory.Close();
+        await Eventually.TrueAsync(() => directory.Inside == 1, Wait, "the hosted loop's cycle is inside the session read");
+
+        // The timer function fires now. Without the cycle gate it would enter the cycle at once (the session read is
+        // the first thing a cycle does, synchronously up to there), making Inside 2.
+        var timer = host.Triggers().RunLeaseCycleAsync("timer");
+        Assert.Equal(1, directory.Inside);
+        Assert.False(timer.IsCompleted);
+
+        directory.Open();
+        var result = await timer.WaitAsync(Wait);
+        Assert.NotNull(result);
+        Assert.True(result.Succeeded);
+        Assert.Equal(1, directory.MaxInside);
+        Assert.True(directory.Entries >= 2, $"expected the hosted and the timer cycle, saw {directory.Entries} entries");
+        await host.StopAsync();
+    }
+
+    [Fact]
+    public async Task A_trigger_does_nothing_before_start_and_after_stop_so_a_late_timer_cannot_register_again()
+    {
+        var prefix = RedisFixture.NewPrefix();
+        await SeedAsync(prefix, 2);
+        var db = fixture.Redis.GetDatabase();
+        using var host = GenericTestHost.Build(GenericTestHost.Settings(fixture.ConnectionString, prefix, "host-a"));
+
+        Assert.Null(await host.Triggers().RunLeaseCycleAsync("timer"));
+        Assert.Null(await db.SortedSetScoreAsync($"{{{prefix}}}:nodes", "host-a"));
+
+        await host.StartAsync();
+        var running = await host.Triggers().RunLeaseCycleAsync("warmup");
+        Assert.NotNull(running);
+        Assert.True(running.Succeeded);
+        await host.StopAsync();
+
+        Assert.Null(await host.Triggers().RunLeaseCycleAsync("timer"));
+        Assert.Null(await db.SortedSetScoreAsync($"{{{prefix}}}:nodes", "host-a"));
+        Assert.False(await db.KeyExistsAsync($"{{{prefix}}}:lease:s0"));
+    }
+
+    [Fact]
+    public async Task PollNow_runs_a_scheduling_pass_at_once_instead_of_at_the_next_tick()
+    {
+        var prefix = RedisFixture.NewPrefix();
+        var settings = GenericTestHost.Settings(fixture.ConnectionString, prefix, "host-a");
+        settings["PollLease:Polling:Tick"] = "00:00:04";
+        // A frozen clock: the poll loop's next tick never comes by itself, so only PollNow can start the poll.
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        using var host = await GenericTestHost.StartAsync(settings, services => services.AddSingleton<TimeProvider>(time));
+
+        // Added after the poll loop's first pass; the lease cycle picks it up (the catalog version changed).
+        await new SessionCatalog(fixture.Redis, prefix).AddAsync("late", "record", TimeSpan.FromSeconds(4));
+        await Eventually.TrueAsync(async () =>
+        {
+            await host.Triggers().RunLeaseCycleAsync("timer");
+            return host.Leases().IsOwned("late");
+        }, Wait, "host-a owns the late session");
+        var log = new MessageLog(fixture.Redis, prefix);
+        Assert.Empty(await log.ReadAsync("late"));
+
+        Assert.Equal(1, host.Triggers().PollNow("poll"));
+        await Eventually.TrueAsync(async () => (await log.ReadAsync("late")).Count == 1, Wait, "the late session is polled once");
+        await host.StopAsync();
+    }
+
+    private async Task SeedAsync(string prefix, int count)
+    {
+        var catalog = new SessionCatalog(fixture.Redis, prefix);
+        for (var i = 0; i < count; i++)
+        {
+            await catalog.AddAsync($"s{i}", "record", TimeSpan.FromSeconds(4));
+        }
+    }
+
+    /// <summary>A session directory whose reads can be held, counting how many cycles are inside at once.</summary>
+    private sealed class GatedDirectory(IReadOnlyCollection<string> sessions) : ISessionDirectory
+    {
+        private readonly object _lock = new();
+        private TaskCompletionSource _gate = Opened();
+        private int _inside;
+
+        public int Inside => Volatile.Read(ref _inside);
+
+        public int MaxInside { get; private set; }
+
+        public int Entries { get; private set; }
+
+        public void Close()
+        {
+            lock (_lock)
+            {
+                _gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+        }
+
+        public void Open()
+        {
+            lock (_lock)
+            {
+                _gate.TrySetResult();
+            }
+        }
+
+        public async ValueTask<IReadOnlyCollection<string>> GetActiveSessionIdsAsync(string catalogVersion, CancellationToken cancellationToken)
+        {
+            Task gate;
+            lock (_lock)
+            {
+                var inside = Interlocked.Increment(ref _inside);
+                MaxInside = Math.Max(MaxInside, inside);
+                Entries++;
+                gate = _gate.Task;
+            }
+            try
+            {
+                await gate.WaitAsync(cancellationToken);
+                return sessions;
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _inside);
+            }
+        }
+
+        private static TaskCompletionSource Opened()
+        {
+            var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            tcs.SetResult();
+            return tcs;
+        }
+    }
+}
+
+public sealed class PollLeaseHostTests_RedisServer(RedisServerFixture f) : PollLeaseHostTests(f), IClassFixture<RedisServerFixture>;
+
+public sealed class PollLeaseHostTests_Garnet(GarnetFixture f) : PollLeaseHostTests(f), IClassFixture<GarnetFixture>;
