@@ -52,6 +52,10 @@ var defaults = {
   httpStore: 'Body'
   messagesMaxLength: '1000'
   messagesTtl: '7.00:00:00'
+  janitorEnabled: 'true'
+  janitorInterval: '00:00:30'
+  janitorScanPageSize: '500'
+  janitorCleanOrphans: 'true'
 }
 var options = union(defaults, pollLease)
 
@@ -116,6 +120,10 @@ var appSettings = union({
   PollLease__Http__Store: options.httpStore
   PollLease__Messages__MaxLength: options.messagesMaxLength
   PollLease__Messages__Ttl: options.messagesTtl
+  PollLease__Janitor__Enabled: options.janitorEnabled
+  PollLease__Janitor__Interval: options.janitorInterval
+  PollLease__Janitor__ScanPageSize: options.janitorScanPageSize
+  PollLease__Janitor__CleanOrphans: options.janitorCleanOrphans
   // PollLease__InstanceId is deliberately absent: every instance generates its own (a shared id would merge them).
 }, toObject(range(0, length(httpAllowedHosts)), i => 'PollLease__Http__AllowedHosts__${i}', i => string(httpAllowedHosts[i])))
 

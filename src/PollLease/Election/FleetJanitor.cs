@@ -75,6 +75,8 @@ public sealed class FleetJanitor : IAsyncDisposable
     private readonly FleetMetrics _metrics;
     private readonly FleetStatusReader _reader;
     private readonly LeaderElection _election;
+    // The loop's sweeps and those a trigger asks for (SweepNowAsync) never overlap.
+    private readonly SemaphoreSlim _sweepGate = new(1, 1);
     private JanitorSweep? _last;
     private long _removedNodes;
     private long _removedLeases;
@@ -129,8 +131,24 @@ public sealed class FleetJanitor : IAsyncDisposable
     public Task<bool> StopAsync(CancellationToken cancellationToken = default) =>
         _election.StopAsync(new StopOptions { DeleteKey = true, DemoteTimeout = _options.Election?.CallbackTimeout ?? TimeSpan.FromSeconds(5) }, cancellationToken);
 
+    /// <summary>
+    /// Sweeps now when this instance is the janitor (the Azure Functions timer calls this on whichever instance it
+    /// lands), never at the same time as the janitor's own periodic sweep.
+    /// </summary>
+    /// <param name="cancellationToken">Cancels the sweep.</param>
+    /// <returns>The sweep, or null when this instance is not the janitor or lost the role meanwhile.</returns>
+    public Task<JanitorSweep?> SweepNowAsync(CancellationToken cancellationToken = default)
+    {
+        var token = _election.Token;
+        return token == 0 ? Task.FromResult<JanitorSweep?>(null) : SweepAsync(token, cancellationToken);
+    }
+
     /// <inheritdoc />
-    public ValueTask DisposeAsync() => _election.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await _election.DisposeAsync().ConfigureAwait(false);
+        _sweepGate.Dispose();
+    }
 
     private async Task RunAsync(ElectionTerm term)
     {
@@ -156,6 +174,19 @@ public sealed class FleetJanitor : IAsyncDisposable
 
     /// <summary>One sweep under janitor token <paramref name="token"/>; null when the token is no longer current.</summary>
     internal async Task<JanitorSweep?> SweepAsync(long token, CancellationToken cancellationToken)
+    {
+        await _sweepGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await SweepCoreAsync(token, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _sweepGate.Release();
+        }
+    }
+
+    private async Task<JanitorSweep?> SweepCoreAsync(long token, CancellationToken cancellationToken)
     {
         // Seed 7.3: check the role right before acting; the scripts check it again, atomically, for every write.
         if (!await _election.ValidateTokenAsync(token, cancellationToken).ConfigureAwait(false))

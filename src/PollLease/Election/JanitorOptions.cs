@@ -13,8 +13,11 @@ public sealed class JanitorOptions
     /// <summary>The role the janitor is elected for.</summary>
     public const string Role = "janitor";
 
-    /// <summary>Run the janitor election in this instance. Default false.</summary>
-    public bool Enabled { get; set; }
+    /// <summary>
+    /// Run the janitor election in this instance. Default true: without a janitor, leases and fences of removed
+    /// sessions and registry entries of crashed instances stay in Redis, and nobody publishes the fleet gauges.
+    /// </summary>
+    public bool Enabled { get; set; } = true;
 
     /// <summary>Time between two sweeps of the elected janitor. Default 30 s.</summary>
     public TimeSpan Interval { get; set; } = TimeSpan.FromSeconds(30);

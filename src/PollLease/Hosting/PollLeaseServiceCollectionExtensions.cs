@@ -84,6 +84,7 @@ public static class PollLeaseServiceCollectionExtensions
         services.TryAddSingleton(sp => new PollLeaseTriggers(
             sp.GetRequiredService<LeaseManager>(),
             sp.GetRequiredService<PollLeaseHostedService>(),
+            sp.GetRequiredService<FleetJanitorHostedService>().Janitor,
             sp.GetRequiredService<ILoggerFactory>()));
 
         // The fleet janitor (PollLease:Janitor:Enabled): one elected instance cleans up and reports the fleet.

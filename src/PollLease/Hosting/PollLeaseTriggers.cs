@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using PollLease.Coordination;
+using PollLease.Election;
 using PollLease.Telemetry;
 
 namespace PollLease.Hosting;
@@ -14,12 +15,14 @@ public sealed class PollLeaseTriggers
 {
     private readonly LeaseManager _leases;
     private readonly PollLeaseHostedService _hosted;
+    private readonly FleetJanitor? _janitor;
     private readonly ILogger _logger;
 
-    internal PollLeaseTriggers(LeaseManager leases, PollLeaseHostedService hosted, ILoggerFactory loggerFactory)
+    internal PollLeaseTriggers(LeaseManager leases, PollLeaseHostedService hosted, FleetJanitor? janitor, ILoggerFactory loggerFactory)
     {
         _leases = leases;
         _hosted = hosted;
+        _janitor = janitor;
         _logger = loggerFactory.CreateLogger("PollLease.Hosting");
     }
 
@@ -27,7 +30,8 @@ public sealed class PollLeaseTriggers
     /// Runs this instance's lease cycle now (heartbeat, renew, acquire, release in one round trip), never at the same
     /// time as the hosted loop's cycle: both wait on the lease manager's cycle gate. Registers the instance if it is
     /// not registered yet (e.g. Redis was down when the host started). Does nothing while the host is not running, so
-    /// a trigger that arrives during shutdown cannot register the instance again after it deregistered.
+    /// a trigger that arrives during shutdown cannot register the instance again after it deregistered. Then, when
+    /// this instance holds the janitor role, runs the fleet-wide sweep (never alongside the janitor's own).
     /// </summary>
     /// <param name="trigger">Which trigger fired (logged), e.g. <c>timer</c> or <c>warmup</c>.</param>
     /// <param name="cancellationToken">Cancels the wait and the cycle.</param>
@@ -42,8 +46,12 @@ public sealed class PollLeaseTriggers
             return null;
         }
         HostingLog.TriggeredCycle(_logger, _leases.InstanceId, trigger, result.Succeeded, result.Acquired, result.Renewed, result.Lost, result.LiveNodes);
-        // Fleet-wide duties (the janitor role of the leader-election work) run after this instance's own cycle, so
-        // they see a fresh view of the fleet, on whichever instance the timer lands.
+        // Fleet-wide duties run after this instance's own cycle, so they see a fresh view of the fleet; only the elected
+        // janitor sweeps, wherever the timer lands (the janitor's own loop sweeps on its interval regardless).
+        if (_janitor is not null && await _janitor.SweepNowAsync(cancellationToken).ConfigureAwait(false) is { } sweep)
+        {
+            HostingLog.TriggeredSweep(_logger, _leases.InstanceId, trigger, sweep.RemovedNodes, sweep.RemovedLeases, sweep.RemovedFences);
+        }
         return result;
     }
 

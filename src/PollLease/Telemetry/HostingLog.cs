@@ -13,4 +13,7 @@ internal static partial class HostingLog
 
     [LoggerMessage(EventId = 3012, Level = LogLevel.Debug, Message = "Poll pass requested: instance={Instance} trigger={Trigger} owned={Owned}")]
     public static partial void PollWoken(ILogger logger, string instance, string trigger, int owned);
+
+    [LoggerMessage(EventId = 3013, Level = LogLevel.Information, Message = "Triggered janitor sweep: instance={Instance} trigger={Trigger} removedNodes={Nodes} removedLeases={Leases} removedFences={Fences}")]
+    public static partial void TriggeredSweep(ILogger logger, string instance, string trigger, int nodes, int leases, int fences);
 }

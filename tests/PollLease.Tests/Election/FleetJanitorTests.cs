@@ -107,7 +107,7 @@ public abstract class FleetJanitorTests(RedisFixture fixture)
     [Fact]
     public void Janitor_options_are_validated_only_when_enabled_and_include_the_election_rules()
     {
-        var o = new JanitorOptions { Interval = TimeSpan.Zero, ScanPageSize = 1 };
+        var o = new JanitorOptions { Enabled = false, Interval = TimeSpan.Zero, ScanPageSize = 1 };
         Assert.Empty(JanitorOptionsValidator.GetFailures(o));
         o.Enabled = true;
         o.Election.Role = JanitorOptions.Role;

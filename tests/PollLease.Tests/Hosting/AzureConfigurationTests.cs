@@ -154,9 +154,17 @@ public sealed partial class AzureConfigurationTests
         return bound;
     }
 
+    /// <summary>
+    /// Scalar and list settings. Nested option objects (the janitor's ElectionOptions) are left out: their timings are
+    /// tuning knobs with validated defaults, settable but not spelled out in every deployment.
+    /// </summary>
     private static IEnumerable<PropertyInfo> SettableProperties(Type type) =>
         type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
-            .Where(p => p.SetMethod?.IsPublic == true || (p.PropertyType != typeof(string) && typeof(IEnumerable).IsAssignableFrom(p.PropertyType)));
+            .Where(p => (p.SetMethod?.IsPublic == true && !IsNestedOptions(p.PropertyType)) || IsList(p.PropertyType));
+
+    private static bool IsList(Type type) => type != typeof(string) && typeof(IEnumerable).IsAssignableFrom(type);
+
+    private static bool IsNestedOptions(Type type) => type.IsClass && type != typeof(string) && !IsList(type);
 
     private static Dictionary<string, string> LocalSettingsValues(out bool encrypted)
     {

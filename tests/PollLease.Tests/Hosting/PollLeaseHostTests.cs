@@ -155,6 +155,30 @@ public abstract class PollLeaseHostTests(RedisFixture fixture)
         await host.StopAsync();
     }
 
+    [Fact]
+    public async Task A_timer_triggered_cycle_on_the_janitor_sweeps_the_fleet_at_once()
+    {
+        var prefix = RedisFixture.NewPrefix();
+        await SeedAsync(prefix, 2);
+        var settings = GenericTestHost.Settings(fixture.ConnectionString, prefix, "host-a");
+        // The janitor's own loop sweeps once when elected, then not for an hour: a later sweep is the trigger's.
+        settings["PollLease:Janitor:Interval"] = "01:00:00";
+        using var host = await GenericTestHost.StartAsync(settings);
+        var janitor = host.Services.GetRequiredService<global::PollLease.Hosting.FleetJanitorHostedService>().Janitor!;
+        await Eventually.TrueAsync(() => janitor.IsJanitor && janitor.LastSweep is not null, Wait, "host-a elected janitor and swept once");
+
+        var first = janitor.LastSweep;
+        var db = fixture.Redis.GetDatabase();
+        await db.StringSetAsync($"{{{prefix}}}:lease:removed", "crashed|1", TimeSpan.FromMinutes(5));
+
+        await host.Triggers().RunLeaseCycleAsync("timer");
+
+        Assert.NotSame(first, janitor.LastSweep);
+        Assert.False(await db.KeyExistsAsync($"{{{prefix}}}:lease:removed"), "the removed session's lease is cleaned by the triggered sweep");
+        Assert.Equal(1, janitor.LastSweep!.RemovedLeases);
+        await host.StopAsync();
+    }
+
     private async Task SeedAsync(string prefix, int count)
     {
         var catalog = new SessionCatalog(fixture.Redis, prefix);
