@@ -27,9 +27,10 @@ internal static class BalanceBench
         var sessions = quick ? QuickSessions : FullSessions;
         var md = new StringBuilder();
         md.AppendLine(CultureInfo.InvariantCulture, $"### balance: bounded-load rendezvous (epsilon = {epsilon})").AppendLine();
-        md.AppendLine("| N | S | max load / ceil(S/N) | moved on join / (S/(N+1)) | moved on leave / leaver's share |");
-        md.AppendLine("|---:|---:|---:|---:|---:|");
-        double worstBalance = 0, joinSum = 0, leaveSum = 0;
+        md.AppendLine("Stateless: the assignment computed from the live set alone. From previous owners: computed from the live set and the assignment before the change (what the fleet does with the janitor's published assignment).").AppendLine();
+        md.AppendLine("| N | S | max load / ceil(S/N) | moved on join / (S/(N+1)), stateless | on leave / leaver's share, stateless | on join, from previous owners | on leave, from previous owners | max load / ceil(S/N) after, from previous owners |");
+        md.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|");
+        double worstBalance = 0, joinSum = 0, leaveSum = 0, stickyJoinSum = 0, stickyLeaveSum = 0, worstStickyBalance = 0;
         int points = 0, movePoints = 0;
         foreach (var n in nodes)
         {
@@ -42,32 +43,48 @@ internal static class BalanceBench
                 var balance = (double)before.MaxLoad / Math.Ceiling((double)s / n);
                 worstBalance = Math.Max(worstBalance, balance);
                 points++;
-                var joinMoved = Moved(before, joined, ids);
-                var joinRatio = joinMoved / ((double)s / (n + 1));
-                string leaveText = "-";
+                var joinRatio = Moved(before, joined, ids) / ((double)s / (n + 1));
+                // The fleet's steady state from previous owners: the stateless assignment carried forward once (equal to
+                // it at epsilon 0; with slack, every instance then holds at least floor(S/N)).
+                var settled = BalancedAssignment.Compute(members[..n], ids, epsilon, before.Owners);
+                var stickyJoined = BalancedAssignment.Compute(members, ids, epsilon, settled.Owners);
+                var stickyJoinRatio = Moved(settled, stickyJoined, ids) / ((double)s / (n + 1));
+                var stickyBalance = (double)stickyJoined.MaxLoad / Math.Ceiling((double)s / (n + 1));
+                string leaveText = "-", stickyLeaveText = "-";
                 if (n >= 2)
                 {
-                    var left = BalancedAssignment.Compute(members[1..n], ids, epsilon);
-                    var leaveMoved = Moved(before, left, ids);
                     var share = before.SessionsOf(members[0]).Count;
-                    var leaveRatio = share == 0 ? (leaveMoved == 0 ? 1 : leaveMoved) : (double)leaveMoved / share;
+                    static double Ratio(BalancedAssignment from, BalancedAssignment to, string[] ids, int share)
+                    {
+                        var moved = Moved(from, to, ids);
+                        return share == 0 ? (moved == 0 ? 1 : moved) : (double)moved / share;
+                    }
+                    var leaveRatio = Ratio(before, BalancedAssignment.Compute(members[1..n], ids, epsilon), ids, share);
+                    var stickyLeft = BalancedAssignment.Compute(members[1..n], ids, epsilon, settled.Owners);
+                    var stickyLeaveRatio = Ratio(settled, stickyLeft, ids, settled.SessionsOf(members[0]).Count);
+                    stickyBalance = Math.Max(stickyBalance, stickyLeft.MaxLoad / Math.Ceiling((double)s / (n - 1)));
                     leaveText = leaveRatio.ToString("0.000", CultureInfo.InvariantCulture);
+                    stickyLeaveText = stickyLeaveRatio.ToString("0.000", CultureInfo.InvariantCulture);
                     if (s >= n + 1)
                     {
                         leaveSum += leaveRatio;
+                        stickyLeaveSum += stickyLeaveRatio;
                     }
                 }
+                worstStickyBalance = Math.Max(worstStickyBalance, stickyBalance);
                 if (s >= n + 1 && n >= 2)
                 {
                     joinSum += joinRatio;
+                    stickyJoinSum += stickyJoinRatio;
                     movePoints++;
                 }
-                md.AppendLine(CultureInfo.InvariantCulture, $"| {n} | {s} | {balance:0.000} | {joinRatio:0.000} | {leaveText} |");
+                md.AppendLine(CultureInfo.InvariantCulture, $"| {n} | {s} | {balance:0.000} | {joinRatio:0.000} | {leaveText} | {stickyJoinRatio:0.000} | {stickyLeaveText} | {stickyBalance:0.000} |");
             }
         }
         md.AppendLine();
         md.AppendLine(CultureInfo.InvariantCulture, $"Worst max load / ceil(S/N) over {points} grid points: **{worstBalance:0.000}** (target 1.000).");
-        md.AppendLine(CultureInfo.InvariantCulture, $"Mean movement over the {movePoints} points with N >= 2 and S > N: join **{joinSum / movePoints:0.000} x** minimum, leave **{leaveSum / movePoints:0.000} x** minimum (target <= 1.15).");
+        md.AppendLine(CultureInfo.InvariantCulture, $"Mean movement over the {movePoints} points with N >= 2 and S > N, stateless: join **{joinSum / movePoints:0.000} x** minimum, leave **{leaveSum / movePoints:0.000} x** minimum (target <= 1.15).");
+        md.AppendLine(CultureInfo.InvariantCulture, $"Mean movement from previous owners: join **{stickyJoinSum / movePoints:0.000} x** minimum, leave **{stickyLeaveSum / movePoints:0.000} x** minimum (target <= 1.15); worst max load / ceil(S/N) after the change **{worstStickyBalance:0.000}**.");
         md.AppendLine();
         return md.ToString();
     }

@@ -57,9 +57,28 @@ public sealed class BalancedAssignment
     /// <param name="epsilon">Extra capacity over <c>ceil(S/N)</c> as a fraction, 0 (exact balance) to 1.</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="epsilon"/> is outside 0..1.</exception>
     public static BalancedAssignment Compute(IEnumerable<string> nodes, IEnumerable<string> sessions, double epsilon = 0) =>
-        Compute(nodes, sessions, epsilon, RendezvousHash.XxHash64);
+        Compute(nodes, sessions, epsilon, null, RendezvousHash.XxHash64);
 
-    internal static BalancedAssignment Compute(IEnumerable<string> nodes, IEnumerable<string> sessions, double epsilon, RendezvousHash hash)
+    /// <summary>
+    /// Computes the assignment starting from <paramref name="previous"/> owners: a session stays with its previous
+    /// owner while that instance is in <paramref name="nodes"/> and within its share, so a join moves only the
+    /// newcomer's share and a leave only the leaver's sessions (plus the few that rounding of the shares forces).
+    /// The result depends only on the arguments, so every instance that starts from the same previous owners
+    /// computes the same assignment; computing again from the result with the same nodes and sessions returns it
+    /// unchanged.
+    /// </summary>
+    /// <param name="nodes">Live instance ids.</param>
+    /// <param name="sessions">Active session ids.</param>
+    /// <param name="epsilon">Extra capacity over <c>ceil(S/N)</c> as a fraction, 0 (exact balance) to 1.</param>
+    /// <param name="previous">Session to owner of an earlier assignment (e.g. <see cref="Owners"/>); null or empty for none.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="epsilon"/> is outside 0..1.</exception>
+    public static BalancedAssignment Compute(IEnumerable<string> nodes, IEnumerable<string> sessions, double epsilon, IReadOnlyDictionary<string, string>? previous) =>
+        Compute(nodes, sessions, epsilon, previous, RendezvousHash.XxHash64);
+
+    internal static BalancedAssignment Compute(IEnumerable<string> nodes, IEnumerable<string> sessions, double epsilon, RendezvousHash hash) =>
+        Compute(nodes, sessions, epsilon, null, hash);
+
+    internal static BalancedAssignment Compute(IEnumerable<string> nodes, IEnumerable<string> sessions, double epsilon, IReadOnlyDictionary<string, string>? previous, RendezvousHash hash)
     {
         ArgumentNullException.ThrowIfNull(nodes);
         ArgumentNullException.ThrowIfNull(sessions);
@@ -118,20 +137,38 @@ public sealed class BalancedAssignment
                 filled = Math.Min(filled + 1, k);
             }
         }
-        // Plain rendezvous first: every session on its best-scored instance. That alone moves the minimum on a
-        // join or leave; it is only unbalanced.
+        // Each session's candidate instance: its previous owner while that one is live, else its best-scored instance
+        // (plain rendezvous, which alone moves the minimum on a join or leave but is unbalanced).
+        var index = new Dictionary<string, int>(n.Length, StringComparer.Ordinal);
+        for (var j = 0; j < n.Length; j++)
+        {
+            index[n[j]] = j;
+        }
         var load = new int[n.Length];
         var assigned = new int[s.Length];
+        var candidateScore = new ulong[s.Length];
+        var stays = new bool[s.Length];
         for (var i = 0; i < s.Length; i++)
         {
             assigned[i] = topNode[i * k];
+            candidateScore[i] = topScore[i * k];
+            if (previous is not null && previous.TryGetValue(s[i], out var was) && index.TryGetValue(was, out var j))
+            {
+                stays[i] = true;
+                if (j != assigned[i])
+                {
+                    assigned[i] = j;
+                    candidateScore[i] = RendezvousScore.Score(s[i], was, hash);
+                }
+            }
             load[assigned[i]]++;
         }
         var quota = Quotas(load, s.Length, capacity, epsilon);
 
-        // Over-quota instances keep their best-scored sessions and shed the rest straight to instances with room
-        // (one hop, no displacement chains through full instances: a chain would move a session per hop).
-        var byScore = Enumerable.Range(0, s.Length).OrderByDescending(i => topScore[i * k]).ThenBy(i => i);
+        // Over-quota instances keep the sessions they already had, then their best-scored ones, and shed the rest
+        // straight to instances with room (one hop, no displacement chains through full instances: a chain would
+        // move a session per hop; and shedding a session an instance already had would move one more).
+        var byScore = Enumerable.Range(0, s.Length).OrderByDescending(i => stays[i]).ThenByDescending(i => candidateScore[i]).ThenBy(i => i);
         var kept = new int[n.Length];
         var shed = new List<int>();
         foreach (var i in byScore)
@@ -151,7 +188,8 @@ public sealed class BalancedAssignment
         var shedPairs = new List<Pair>(shed.Count * (k - 1));
         foreach (var i in shed)
         {
-            for (var m = 1; m < k; m++)
+            // The candidate itself is full (that is why the session was shed), so its pair never matches below.
+            for (var m = 0; m < k; m++)
             {
                 shedPairs.Add(new Pair(topScore[(i * k) + m], i, topNode[(i * k) + m]));
             }
@@ -192,6 +230,37 @@ public sealed class BalancedAssignment
             load[best]++;
         }
 
+        // With slack (epsilon > 0) instances keep what they had up to the larger cap, so a newcomer could be left
+        // idle: starting from previous owners, every instance gets at least floor(S/N), its best-scored sessions from
+        // instances above that. (Without previous owners plain rendezvous already gives a newcomer its share.)
+        var lower = previous is null ? 0 : s.Length / n.Length;
+        var needy = Enumerable.Range(0, n.Length).Where(j => load[j] < lower).ToArray();
+        if (needy.Length > 0)
+        {
+            var offers = new List<Pair>();
+            foreach (var j in needy)
+            {
+                for (var i = 0; i < s.Length; i++)
+                {
+                    if (load[assigned[i]] > lower)
+                    {
+                        offers.Add(new Pair(RendezvousScore.Score(s[i], n[j], hash), i, j));
+                    }
+                }
+            }
+            offers.Sort();
+            foreach (var p in offers)
+            {
+                var from = assigned[p.Session];
+                if (load[p.Node] < lower && load[from] > lower && from != p.Node && Array.IndexOf(needy, from) < 0)
+                {
+                    assigned[p.Session] = p.Node;
+                    load[from]--;
+                    load[p.Node]++;
+                }
+            }
+        }
+
         for (var i = 0; i < s.Length; i++)
         {
             owner[s[i]] = n[assigned[i]];
@@ -204,6 +273,9 @@ public sealed class BalancedAssignment
         }
         return new BalancedAssignment(n, capacity, owner, fallback);
     }
+
+    /// <summary>Every session's assigned instance: what <see cref="Compute(IEnumerable{string}, IEnumerable{string}, double, IReadOnlyDictionary{string, string}?)"/> takes as previous owners.</summary>
+    public IReadOnlyDictionary<string, string> Owners => _owner;
 
     /// <summary>The instance a session is assigned to, or null when the session is unknown or there are no instances (seed T031).</summary>
     /// <param name="sessionId">The session.</param>
@@ -234,8 +306,8 @@ public sealed class BalancedAssignment
 
     /// <summary>
     /// Each instance's share: <paramref name="capacity"/> with epsilon; with exact balance <c>floor(S/N)</c>, plus
-    /// one for the <c>S mod N</c> instances plain rendezvous loads most (they would shed it otherwise, so a join
-    /// or leave changes who holds the extra one as little as the loads themselves change).
+    /// one for the <c>S mod N</c> instances with the most candidate sessions (they would shed it otherwise, so a
+    /// join or leave changes who holds the extra one as little as the loads themselves change).
     /// </summary>
     private static int[] Quotas(int[] load, int sessions, int capacity, double epsilon)
     {

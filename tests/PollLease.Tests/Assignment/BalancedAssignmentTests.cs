@@ -128,6 +128,62 @@ public sealed class BalancedAssignmentTests
     }
 
     [Fact]
+    public void Property_from_previous_owners_balance_is_exact_the_result_is_a_fixed_point_and_movement_is_the_minimum()
+    {
+        Gen.Select(Fleet, Gen.Int).Sample(t =>
+        {
+            var (f, seed) = t;
+            var s = f.Sessions.Length;
+            var n = f.Nodes.Length;
+            var settled = BalancedAssignment.Compute(f.Nodes, f.Sessions);
+            // Computing again from an assignment of the same fleet changes nothing, in any input order.
+            var shuffled = f.Sessions.OrderBy(x => HashCode.Combine(x, seed)).ToArray();
+            var again = BalancedAssignment.Compute(f.Nodes.Reverse(), shuffled, 0, settled.Owners);
+            Assert.All(f.Sessions, x => Assert.Equal(settled.PreferredOwner(x), again.PreferredOwner(x)));
+
+            var joined = BalancedAssignment.Compute(f.Nodes.Append("newcomer"), f.Sessions, 0, settled.Owners);
+            Assert.Equal(s, joined.Count);
+            Assert.All(joined.Nodes, node => Assert.InRange(joined.SessionsOf(node).Count, s / (n + 1), (s + n) / (n + 1)));
+            var movedOnJoin = f.Sessions.Count(x => settled.PreferredOwner(x) != joined.PreferredOwner(x));
+            // Only the newcomer's share moves (old instances never swap sessions among themselves).
+            Assert.Equal(joined.SessionsOf("newcomer").Count, movedOnJoin);
+            if (n >= 2)
+            {
+                var left = BalancedAssignment.Compute(f.Nodes[1..], f.Sessions, 0, settled.Owners);
+                Assert.All(left.Nodes, node => Assert.InRange(left.SessionsOf(node).Count, s / (n - 1), (s + n - 2) / (n - 1)));
+                var movedOnLeave = f.Sessions.Count(x => settled.PreferredOwner(x) != left.PreferredOwner(x));
+                var share = settled.SessionsOf(f.Nodes[0]).Count;
+                // Exactly the leaver's sessions: survivors keep all of theirs (their shares only grow).
+                Assert.Equal(share, movedOnLeave);
+            }
+        }, iter: 200);
+    }
+
+    [Fact]
+    public void From_previous_owners_with_slack_a_newcomer_still_gets_its_floor_share()
+    {
+        var sessions = Sessions(100);
+        var nodes = Nodes(4);
+        var three = BalancedAssignment.Compute(nodes[..3], sessions, 0.5);
+        var four = BalancedAssignment.Compute(nodes, sessions, 0.5, three.Owners);
+        Assert.InRange(four.SessionsOf(nodes[3]).Count, 25, four.Capacity);
+        Assert.True(four.MaxLoad <= four.Capacity);
+        Assert.Equal(100, four.Count);
+    }
+
+    [Fact]
+    public void Previous_owners_that_left_or_sessions_that_are_gone_are_ignored()
+    {
+        var previous = new Dictionary<string, string> { ["session-000000"] = "gone-node", ["removed"] = "vm-a", ["session-000001"] = "vm-b" };
+        var a = BalancedAssignment.Compute(["vm-a", "vm-b"], Sessions(2), 0, previous);
+        Assert.Equal(2, a.Count);
+        Assert.Null(a.PreferredOwner("removed"));
+        // session-000001 stays on vm-b, its previous owner; the one whose owner left fills the other share.
+        Assert.Equal("vm-b", a.PreferredOwner("session-000001"));
+        Assert.Equal("vm-a", a.PreferredOwner("session-000000"));
+    }
+
+    [Fact]
     public void Xxhash64_mixes_realistic_ids_better_than_fnv1a()
     {
         // The measurement behind the choice (bench `hash` prints the full table): plain rendezvous over 10 instances.
