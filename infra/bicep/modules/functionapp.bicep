@@ -56,6 +56,7 @@ var defaults = {
   janitorInterval: '00:00:30'
   janitorScanPageSize: '500'
   janitorCleanOrphans: 'true'
+  janitorPublishAssignment: 'true'
 }
 var options = union(defaults, pollLease)
 
@@ -124,6 +125,7 @@ var appSettings = union({
   PollLease__Janitor__Interval: options.janitorInterval
   PollLease__Janitor__ScanPageSize: options.janitorScanPageSize
   PollLease__Janitor__CleanOrphans: options.janitorCleanOrphans
+  PollLease__Janitor__PublishAssignment: options.janitorPublishAssignment
   // PollLease__InstanceId is deliberately absent: every instance generates its own (a shared id would merge them).
 }, toObject(range(0, length(httpAllowedHosts)), i => 'PollLease__Http__AllowedHosts__${i}', i => string(httpAllowedHosts[i])))
 

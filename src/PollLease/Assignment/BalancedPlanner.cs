@@ -23,6 +23,8 @@ internal sealed class BalancedPlanner : ILeasePlanner
 
     private BalancedAssignment _current = BalancedAssignment.Compute([], []);
     private HashSet<string> _sessions = new(StringComparer.Ordinal);
+    private PublishedAssignment? _base;
+    private PublishedAssignment? _baseUsed;
 
     public BalancedPlanner(double epsilon, TimeProvider time, TimeSpan holdFallback)
     {
@@ -30,6 +32,12 @@ internal sealed class BalancedPlanner : ILeasePlanner
         _time = time;
         _holdFallback = holdFallback;
     }
+
+    /// <summary>
+    /// Plan from the janitor's published assignment (null: from the live instances alone). Every instance following
+    /// the same one computes the same owners, and a join or leave then moves only the sessions it must.
+    /// </summary>
+    public void UseBase(PublishedAssignment? published) => Volatile.Write(ref _base, published);
 
     /// <summary>The assignment of the last plan.</summary>
     public BalancedAssignment Current => Volatile.Read(ref _current);
@@ -113,12 +121,14 @@ internal sealed class BalancedPlanner : ILeasePlanner
     {
         var sorted = nodes.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
         var current = _current;
+        var published = Volatile.Read(ref _base);
         var sameSessions = sessions.Count == _sessions.Count && _sessions.SetEquals(sessions);
-        if (sameSessions && current.Nodes.SequenceEqual(sorted, StringComparer.Ordinal))
+        if (sameSessions && ReferenceEquals(published, _baseUsed) && current.Nodes.SequenceEqual(sorted, StringComparer.Ordinal))
         {
             return current;
         }
-        current = BalancedAssignment.Compute(sorted, sessions, _epsilon);
+        current = BalancedAssignment.Compute(sorted, sessions, _epsilon, published?.Owners);
+        _baseUsed = published;
         _sessions = new HashSet<string>(sessions, StringComparer.Ordinal);
         Volatile.Write(ref _current, current);
         return current;

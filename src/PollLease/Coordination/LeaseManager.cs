@@ -42,6 +42,11 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     private readonly SemaphoreSlim _cycleGate = new(1, 1);
     private readonly WakeSignal _wake = new();
 
+    /// <summary>How often an instance checks the published assignment's version in case it missed the event.</summary>
+    internal static readonly TimeSpan AssignmentCheckInterval = TimeSpan.FromSeconds(30);
+
+    private readonly AssignmentFollower? _follower;
+
     private IReadOnlyList<string> _liveNodes = [];
     private IReadOnlyCollection<string> _activeSessions = [];
     private string _catalogVersion = "";
@@ -90,6 +95,14 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         InstanceId = InstanceIdentity.Resolve(options.InstanceId, _time);
         Keys = new RedisKeys(options.KeyPrefix);
         _store = new LeaseStore(redis, Keys, InstanceId, options);
+        if (planner is BalancedPlanner balanced)
+        {
+            _follower = new AssignmentFollower(new AssignmentStore(redis, Keys), published =>
+            {
+                balanced.UseBase(published);
+                _wake.Set();
+            }, AssignmentCheckInterval, options.OperationTimeout, _time, _logger, InstanceId);
+        }
         _metrics = new LeaseMetrics(meterFactory, InstanceId, () => { lock (_lock) { return _held.Count; } });
         _validityTicks = (long)((options.LeaseTtl - options.SafetyMargin).TotalSeconds * _time.TimestampFrequency);
         _nodeMetadata = JsonSerializer.Serialize(new Dictionary<string, string>
@@ -231,6 +244,11 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         {
             LeaseLog.CycleFailed(_logger, e, InstanceId, 0);
         }
+        if (_follower is not null)
+        {
+            // The first plan already follows the fleet's published assignment: a joining instance takes only its share.
+            await _follower.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
         await RunCycleAsync(cancellationToken).ConfigureAwait(false);
         var cts = new CancellationTokenSource();
         _loopCts = cts;
@@ -257,6 +275,10 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
             await loop.ConfigureAwait(false);
         }
         cts?.Dispose();
+        if (_follower is not null)
+        {
+            await _follower.StopAsync().ConfigureAwait(false);
+        }
         if (_subscription is not null)
         {
             try
@@ -768,7 +790,8 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
 
     private void OnFleetEvent(ChannelMessage message)
     {
-        // released|id|s1,s2 (rebalance or shutdown), joined|id, left|id: act on them now rather than at the next cycle.
+        // released|id|s1,s2 (rebalance or shutdown), joined|id, left|id, assignment|version: act on them now rather
+        // than at the next cycle.
         var parts = message.Message.ToString().Split('|');
         if (parts.Length < 2 || parts[1] == InstanceId)
         {
@@ -793,6 +816,10 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
             case "left":
                 UpdateLiveNodes(nodes => nodes.Where(n => n != sender).ToArray());
                 break;
+            case "assignment":
+                // The follower reloads and wakes the cycle once the new assignment is in.
+                _follower?.Signal();
+                return;
             default:
                 return;
         }

@@ -24,6 +24,8 @@ internal sealed class RedisKeys
         SessionsVersion = Root + ":sessions:version";
         MessagesPrefix = Root + ":messages:";
         LeaderPrefix = Root + ":leader:";
+        Assignment = Root + ":assignment";
+        AssignmentVersion = Root + ":assignment:version";
         Events = RedisChannel.Literal(Root + ":events");
     }
 
@@ -59,6 +61,12 @@ internal sealed class RedisKeys
 
     /// <summary>Pub/sub channel for released, joined and left events.</summary>
     public RedisChannel Events { get; }
+
+    /// <summary>The assignment the janitor published (JSON: nodes and each session's owner).</summary>
+    public RedisKey Assignment { get; }
+
+    /// <summary>Incremented with every published assignment; instances poll it to notice a missed event.</summary>
+    public RedisKey AssignmentVersion { get; }
 
     public RedisKey Node(string instanceId) => NodePrefix + instanceId;
 

@@ -2,7 +2,9 @@ using System.Diagnostics.Metrics;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using PollLease.Assignment;
 using PollLease.Coordination;
+using PollLease.Sessions;
 using PollLease.Telemetry;
 using StackExchange.Redis;
 
@@ -74,10 +76,13 @@ public sealed class FleetJanitor : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly FleetMetrics _metrics;
     private readonly FleetStatusReader _reader;
+    private readonly AssignmentStore _assignments;
     private readonly LeaderElection _election;
     // The loop's sweeps and those a trigger asks for (SweepNowAsync) never overlap.
     private readonly SemaphoreSlim _sweepGate = new(1, 1);
     private JanitorSweep? _last;
+    private ISessionDirectory? _assignmentSessions;
+    private double _balanceEpsilon;
     private long _removedNodes;
     private long _removedLeases;
     private long _removedFences;
@@ -103,6 +108,7 @@ public sealed class FleetJanitor : IAsyncDisposable
         _time = timeProvider ?? TimeProvider.System;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("PollLease.Janitor");
         _reader = new FleetStatusReader(redis, keyPrefix);
+        _assignments = new AssignmentStore(redis, _keys);
         var election = (options.Election ?? new ElectionOptions()).WithRole(JanitorOptions.Role);
         election.KeyPrefix = keyPrefix;
         election.InstanceId = instanceId;
@@ -130,6 +136,19 @@ public sealed class FleetJanitor : IAsyncDisposable
     /// <param name="cancellationToken">Abandons the waits.</param>
     public Task<bool> StopAsync(CancellationToken cancellationToken = default) =>
         _election.StopAsync(new StopOptions { DeleteKey = true, DemoteTimeout = _options.Election?.CallbackTimeout ?? TimeSpan.FromSeconds(5) }, cancellationToken);
+
+    /// <summary>
+    /// Also publish the fleet's assignment after every sweep: computed from the last published one, the live
+    /// instances and <paramref name="sessions"/>' active sessions with <paramref name="balanceEpsilon"/>, exactly as
+    /// the instances plan, so they all follow the same previous owners and a join or leave moves only what it must.
+    /// </summary>
+    /// <param name="sessions">The fleet's session directory (the same the lease managers read).</param>
+    /// <param name="balanceEpsilon">The fleet's <c>PollLease:BalanceEpsilon</c>.</param>
+    internal void PublishAssignments(ISessionDirectory sessions, double balanceEpsilon)
+    {
+        _assignmentSessions = sessions;
+        _balanceEpsilon = balanceEpsilon;
+    }
 
     /// <summary>
     /// Sweeps now when this instance is the janitor (the Azure Functions timer calls this on whichever instance it
@@ -278,7 +297,40 @@ public sealed class FleetJanitor : IAsyncDisposable
         _metrics.Removed("lease", removedLeases);
         _metrics.Removed("fence", removedFences);
         ElectionLog.JanitorSwept(_logger, _election.InstanceId, removedNodes, removedLeases, removedFences, sweep.LiveInstances, sweep.Sessions, sweep.Unowned, sweep.Busiest, sweep.Ideal);
+        if (_assignmentSessions is { } directory)
+        {
+            await PublishAssignmentAsync(directory, expected, status, db, cancellationToken).ConfigureAwait(false);
+        }
         return sweep;
+    }
+
+    private async Task PublishAssignmentAsync(ISessionDirectory directory, string expected, FleetStatus status, IDatabase db, CancellationToken cancellationToken)
+    {
+        var live = status.Nodes.Where(n => n.Live).Select(n => n.InstanceId).ToArray();
+        if (live.Length == 0)
+        {
+            return;
+        }
+        var catalogVersion = await db.StringGetAsync(_keys.SessionsVersion).WaitAsync(cancellationToken).ConfigureAwait(false);
+        var active = await directory.GetActiveSessionIdsAsync(catalogVersion.IsNull ? "" : catalogVersion.ToString(), cancellationToken).ConfigureAwait(false);
+        var (_, published, error) = await _assignments.ReadAsync(cancellationToken).ConfigureAwait(false);
+        if (error is not null)
+        {
+            AssignmentLog.Malformed(_logger, _election.InstanceId, -1, error);
+        }
+        var next = BalancedAssignment.Compute(live, active, _balanceEpsilon, published?.Owners);
+        var changed = next.Owners.Count(kv => published is null || !published.Owners.TryGetValue(kv.Key, out var was) || was != kv.Value);
+        if (published is not null && changed == 0 && published.Owners.Count == next.Owners.Count)
+        {
+            return;
+        }
+        var version = await _assignments.PublishAsync(_election.Key, expected, next.Owners, cancellationToken).ConfigureAwait(false);
+        if (version is null)
+        {
+            ElectionLog.JanitorFenced(_logger, _election.InstanceId);
+            return;
+        }
+        AssignmentLog.Published(_logger, _election.InstanceId, version.Value, live.Length, next.Count, changed);
     }
 
     private async Task<IServer?> ServerAsync(IDatabase db)

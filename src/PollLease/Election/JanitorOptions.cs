@@ -31,6 +31,12 @@ public sealed class JanitorOptions
     /// </summary>
     public bool CleanOrphans { get; set; } = true;
 
+    /// <summary>
+    /// Publish the fleet's assignment after every sweep (key <c>{prefix}:assignment</c>), so every instance plans from
+    /// the same previous owners and a join or leave moves only the sessions it must. Default true.
+    /// </summary>
+    public bool PublishAssignment { get; set; } = true;
+
     /// <summary>The janitor election's timings (client-go defaults); Role, KeyPrefix and InstanceId are set for you.</summary>
     public ElectionOptions Election { get; set; } = new();
 }

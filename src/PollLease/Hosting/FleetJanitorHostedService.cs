@@ -35,6 +35,10 @@ internal sealed class FleetJanitorHostedService : IHostedService, IAsyncDisposab
         options.CleanOrphans &= sessions is SessionCatalog;
         var l = lease.Value;
         _janitor = new FleetJanitor(redis, l.KeyPrefix, l.InstanceId!, l.HeartbeatTtl, options, time, loggerFactory, meterFactory);
+        if (options.PublishAssignment)
+        {
+            _janitor.PublishAssignments(sessions, l.BalanceEpsilon);
+        }
     }
 
     /// <summary>The janitor, or null when disabled.</summary>

@@ -112,6 +112,9 @@ public abstract class HostTelemetryTests(RedisFixture fixture)
             await catalog.AddAsync($"s{i}", "record", TimeSpan.FromSeconds(4));
         }
         using var a = await GenericTestHost.StartAsync(GenericTestHost.Settings(fixture.ConnectionString, prefix, "host-a"));
+        // host-a's janitor has published the assignment host-b will plan from (a later first publication would be one
+        // more change of plan, and one more acquisition, while host-b joins).
+        await Eventually.TrueAsync(async () => await fixture.Redis.GetDatabase().KeyExistsAsync($"{{{prefix}}}:assignment"), Wait, "host-a's janitor published");
         using var b = GenericTestHost.Build(GenericTestHost.Settings(fixture.ConnectionString, prefix, "host-b"));
         using var failovers = new MetricCollector<long>(b.Services.GetRequiredService<IMeterFactory>(), PollLeaseTelemetry.MeterName, "polllease.lease.failovers");
         using var acquisitions = new MetricCollector<long>(b.Services.GetRequiredService<IMeterFactory>(), PollLeaseTelemetry.MeterName, "polllease.lease.acquisitions");

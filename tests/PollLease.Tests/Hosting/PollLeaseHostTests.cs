@@ -85,9 +85,10 @@ public abstract class PollLeaseHostTests(RedisFixture fixture)
     {
         var prefix = RedisFixture.NewPrefix();
         var directory = new GatedDirectory(["s0", "s1"]);
-        using var host = await GenericTestHost.StartAsync(
-            GenericTestHost.Settings(fixture.ConnectionString, prefix, "host-a"),
-            services => services.AddSingleton<ISessionDirectory>(directory));
+        var settings = GenericTestHost.Settings(fixture.ConnectionString, prefix, "host-a");
+        // Only lease cycles may read the gated directory here (the janitor reads it too, to publish the assignment).
+        settings["PollLease:Janitor:Enabled"] = "false";
+        using var host = await GenericTestHost.StartAsync(settings, services => services.AddSingleton<ISessionDirectory>(directory));
 
         // Hold the hosted loop inside its next cycle.
         directory.Close();
