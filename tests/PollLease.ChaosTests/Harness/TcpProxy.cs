@@ -19,6 +19,7 @@ public sealed class TcpProxy : IAsyncDisposable
     private readonly Task _accept;
     private volatile TaskCompletionSource _open = NewOpen(opened: true);
     private TimeSpan _delay;
+    private long _chunksToClients;
 
     public TcpProxy(int upstreamPort)
     {
@@ -30,6 +31,9 @@ public sealed class TcpProxy : IAsyncDisposable
     }
 
     public int Port { get; }
+
+    /// <summary>Chunks delivered from Redis to clients so far: a reply has come back when this grows.</summary>
+    public long ChunksToClients => Interlocked.Read(ref _chunksToClients);
 
     public string ConnectionString => $"127.0.0.1:{Port},abortConnect=false,connectTimeout=2000,syncTimeout=3000,asyncTimeout=3000";
 
@@ -124,13 +128,13 @@ public sealed class TcpProxy : IAsyncDisposable
             lock (_pumps)
             {
                 _pumps.RemoveAll(t => t.IsCompleted);
-                _pumps.Add(PumpAsync(client, upstream));
-                _pumps.Add(PumpAsync(upstream, client));
+                _pumps.Add(PumpAsync(client, upstream, toClient: false));
+                _pumps.Add(PumpAsync(upstream, client, toClient: true));
             }
         }
     }
 
-    private async Task PumpAsync(TcpClient from, TcpClient to)
+    private async Task PumpAsync(TcpClient from, TcpClient to, bool toClient)
     {
         var buffer = new byte[16 * 1024];
         try
@@ -153,6 +157,10 @@ public sealed class TcpProxy : IAsyncDisposable
                 // A blackhole may have started while this chunk was delayed.
                 await _open.Task.WaitAsync(_stop.Token);
                 await target.WriteAsync(buffer.AsMemory(0, n), _stop.Token);
+                if (toClient)
+                {
+                    Interlocked.Increment(ref _chunksToClients);
+                }
             }
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException)
