@@ -36,6 +36,12 @@ internal static class LeaseScripts
         local channel = ARGV[9]
         local plen = tonumber(ARGV[10])
         local mine = me .. '|'
+        -- A lease or fence key of the wrong type (written by hand) must cost its own session, not abort the cycle.
+        local function get(key)
+          local value = redis.pcall('GET', key)
+          if type(value) == 'table' and value.err then return 'wrong-type' end
+          return value
+        end
         if mode > 0 then
           redis.call('ZADD', KEYS[1], now + hbttl, me)
           redis.call('SET', KEYS[2], ARGV[5], 'PX', hbttl)
@@ -49,7 +55,7 @@ internal static class LeaseScripts
         local renewed = {}
         for i = 1, r do
           local key = KEYS[k + i]
-          local cur = redis.call('GET', key)
+          local cur = get(key)
           if cur == ARGV[v + i] then
             redis.call('PEXPIRE', key, ttl)
             renewed[i] = 1
@@ -64,13 +70,13 @@ internal static class LeaseScripts
         for i = 1, a do
           local lease = KEYS[k + 2 * i - 1]
           local fence = KEYS[k + 2 * i]
-          local cur = redis.call('GET', lease)
+          local cur = get(lease)
           if cur and string.sub(cur, 1, #mine) ~= mine then
             acquired[3 * i - 2] = ''
             acquired[3 * i - 1] = cur
             acquired[3 * i] = redis.call('PTTL', lease)
           else
-            local last = tonumber(redis.call('GET', fence)) or 0
+            local last = tonumber(get(fence)) or 0
             local tok = string.format('%d', math.max(last + 1, now))
             redis.call('SET', lease, mine .. tok, 'PX', ttl)
             redis.call('SET', fence, tok)
@@ -85,7 +91,7 @@ internal static class LeaseScripts
         local names = {}
         for i = 1, l do
           local key = KEYS[k + i]
-          if redis.call('GET', key) == ARGV[v + i] then
+          if get(key) == ARGV[v + i] then
             redis.call('DEL', key)
             released[i] = 1
             names[#names + 1] = string.sub(key, plen + 1)

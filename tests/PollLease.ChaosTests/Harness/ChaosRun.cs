@@ -118,32 +118,31 @@ public sealed class ChaosRun : IAsyncDisposable
 
     /// <summary>
     /// Waits until exactly <paramref name="instances"/> instances are live and every session is leased by one of
-    /// them with floor(S/N) or ceil(S/N) sessions each.
+    /// them with floor(S/N) or ceil(S/N) sessions each. With <paramref name="except"/>, only the other sessions
+    /// must be leased, and the balance is not checked.
     /// </summary>
-    public Task WaitBalancedAsync(int instances, TimeSpan timeout) => UntilAsync(async () =>
+    public Task WaitBalancedAsync(int instances, TimeSpan timeout, IReadOnlyCollection<string>? except = null) => UntilAsync(async () =>
     {
         var (leases, live) = await ReadLeasesAsync();
-        if (live.Count != instances || leases.Values.Any(l => l is null || !live.Contains(l.Value.Owner)))
+        if (live.Count != instances || leases.Where(l => except?.Contains(l.Key) != true).Any(l => l.Value is null || !live.Contains(l.Value.Value.Owner)))
         {
             return false;
+        }
+        if (except is not null)
+        {
+            return true;
         }
         var counts = live.Select(n => leases.Values.Count(l => l!.Value.Owner == n)).ToArray();
         return counts.All(c => c >= Sessions.Count / instances && c <= (Sessions.Count + instances - 1) / instances);
     }, timeout, $"{instances} live instances, every session leased, balanced");
 
-    /// <summary>Waits until every session has a poll record written at or after <paramref name="since"/>.</summary>
-    public Task WaitAllPolledSinceAsync(DateTimeOffset since, TimeSpan timeout) => UntilAsync(async () =>
+    /// <summary>Waits until every session (or each of <paramref name="sessions"/>) has a poll record written at or after <paramref name="since"/>.</summary>
+    public Task WaitAllPolledSinceAsync(DateTimeOffset since, TimeSpan timeout, IReadOnlyCollection<string>? sessions = null) => UntilAsync(async () =>
     {
-        var db = Admin.GetDatabase();
-        foreach (var s in Sessions)
+        foreach (var s in sessions ?? Sessions)
         {
-            var last = await db.ListGetByIndexAsync($"{{{Prefix}}}:messages:{s}", -1);
-            if (last.IsNull)
-            {
-                return false;
-            }
-            var message = System.Text.Json.JsonSerializer.Deserialize<LogMessage>((string)last!);
-            if (message is null || PollRecord.TryParse(message.Body) is not { } record || record.Polled < since)
+            var last = await Log.ReadAsync(s, 1);
+            if (last.Count == 0 || PollRecord.TryParse(last[0].Body) is not { } record || record.Polled < since)
             {
                 return false;
             }

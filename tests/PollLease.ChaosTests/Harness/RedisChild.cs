@@ -13,10 +13,10 @@ namespace PollLease.ChaosTests.Harness;
 public sealed class RedisChild : IAsyncDisposable
 {
     private readonly string _executable;
-    private readonly string[] _extraArgs;
+    private readonly Func<int, string[]> _extraArgs;
     private Process? _process;
 
-    private RedisChild(string executable, int port, string directory, string[] extraArgs)
+    private RedisChild(string executable, int port, string directory, Func<int, string[]> extraArgs)
     {
         _executable = executable;
         Port = port;
@@ -38,8 +38,14 @@ public sealed class RedisChild : IAsyncDisposable
             .FirstOrDefault(File.Exists)
         ?? throw new InvalidOperationException("redis-server is not on PATH: the chaos and security suites need a real redis-server (apt-get install redis-server).");
 
-    /// <summary>Starts a server on a free port; <paramref name="extraArgs"/> may take the port over (TLS) with <c>--port 0</c>.</summary>
-    public static async Task<RedisChild> StartAsync(params string[] extraArgs)
+    /// <summary>Starts a plain server on a free port.</summary>
+    public static Task<RedisChild> StartAsync() => StartAsync(_ => []);
+
+    /// <summary>
+    /// Starts a server with extra arguments given the free port, e.g. ACL users, or TLS on that port with
+    /// <c>--port 0 --tls-port {port}</c> (later arguments win).
+    /// </summary>
+    public static async Task<RedisChild> StartAsync(Func<int, string[]> extraArgs)
     {
         var exe = Executable();
         for (var attempt = 0; ; attempt++)
@@ -139,7 +145,7 @@ public sealed class RedisChild : IAsyncDisposable
         };
         string[] args = ["--port", Port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
             "--dir", Directory, "--dbfilename", "dump.rdb", "--protected-mode", "no"];
-        foreach (var a in args.Concat(_extraArgs))
+        foreach (var a in args.Concat(_extraArgs(Port)))
         {
             psi.ArgumentList.Add(a);
         }
