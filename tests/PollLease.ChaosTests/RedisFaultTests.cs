@@ -28,10 +28,11 @@ public sealed class RedisFaultTests(ITestOutputHelper output)
         await run.SnapshotAsync();
         var down = DateTimeOffset.UtcNow;
         await run.Redis.RestartWithDataAsync();
-        run.Note($"redis-server restarted with its data after {(DateTimeOffset.UtcNow - down).TotalSeconds:0.00} s down");
+        var outage = DateTimeOffset.UtcNow - down;
+        run.Note($"redis-server restarted with its data after {outage.TotalSeconds:0.00} s down");
         await run.WaitBalancedAsync(2, Settle);
         await run.WaitAllPolledSinceAsync(DateTimeOffset.UtcNow, Settle);
-        var withData = await run.CheckAsync(from, ChaosRun.GapBound + (DateTimeOffset.UtcNow - down));
+        var withData = await run.CheckAsync(from, ChaosRun.GapBound + outage);
 
         // Everything gone. Fences restart from Redis time, so new tokens still exceed every old one (the
         // checker's stale-append figure spans both lives of the log); the catalog comes back the way an
@@ -41,10 +42,11 @@ public sealed class RedisFaultTests(ITestOutputHelper output)
         await run.Redis.RestartEmptyAsync();
         Assert.Empty(await run.Catalog.ListAsync());
         await run.LoadCatalogAsync();
-        run.Note($"redis-server restarted empty; catalog applied again after {(DateTimeOffset.UtcNow - down).TotalSeconds:0.00} s");
+        outage = DateTimeOffset.UtcNow - down;
+        run.Note($"redis-server restarted empty; catalog applied again after {outage.TotalSeconds:0.00} s");
         await run.WaitBalancedAsync(2, Settle);
         await run.WaitAllPolledSinceAsync(DateTimeOffset.UtcNow, Settle);
-        var empty = await run.CheckAsync(from, ChaosRun.GapBound + (DateTimeOffset.UtcNow - down));
+        var empty = await run.CheckAsync(from, ChaosRun.GapBound + outage);
         Assert.True(empty.Records > withData.Records);
     }
 
