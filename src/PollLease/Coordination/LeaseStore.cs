@@ -109,11 +109,11 @@ internal sealed class LeaseStore
         {
             result = await CycleScript.EvaluateAsync(_redis.GetDatabase(), keys, args).ConfigureAwait(false);
         }
-        catch (RedisServerException e) when (e.Message.StartsWith("LATE ", StringComparison.Ordinal))
+        catch (RedisServerException e) when (LateAt(e.Message) >= 0)
         {
             // The answer came back, so the link is fine and the estimate of server time was off (the server's
             // clock stepped): learn the server's time again from the rejection, conservatively as of now.
-            if (long.TryParse(e.Message.AsSpan(5).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var serverNow))
+            if (long.TryParse(e.Message.AsSpan(LateAt(e.Message) + 5).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var serverNow))
             {
                 Anchor(serverNow, Stopwatch.GetTimestamp());
             }
@@ -138,6 +138,10 @@ internal sealed class LeaseStore
             return _anchorTimestamp == 0 ? 0 : _anchorServerMs + (long)Stopwatch.GetElapsedTime(_anchorTimestamp).TotalMilliseconds + _lateAfterMs;
         }
     }
+
+    /// <summary>Where <c>LATE now</c> starts in an error: at 0 on Redis, after <c>ERR </c> on Garnet; -1 otherwise.</summary>
+    private static int LateAt(string message) =>
+        message.StartsWith("LATE ", StringComparison.Ordinal) ? 0 : message.StartsWith("ERR LATE ", StringComparison.Ordinal) ? 4 : -1;
 
     private void Anchor(long serverMs, long timestamp)
     {
