@@ -19,9 +19,10 @@ internal static class PlainView
             {
                 status = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
             }
-            catch (RedisException e)
+            catch (Exception e) when (e is RedisException or TimeoutException)
             {
-                // Redis restarting or unreachable: the instances ride it out, so must the summary.
+                // Redis restarting, unreachable or slow (RedisTimeoutException is a TimeoutException, not a
+                // RedisException): the instances ride it out, so must the summary.
                 await Console.Out.WriteLineAsync($"fleet: status unavailable ({e.Message})").ConfigureAwait(false);
                 continue;
             }
@@ -69,7 +70,7 @@ internal static class LiveView
                 {
                     status = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
                 }
-                catch (RedisException e)
+                catch (Exception e) when (e is RedisException or TimeoutException)
                 {
                     error = e.Message;
                 }
