@@ -38,6 +38,12 @@ internal static class Cli
             await Console.Error.WriteLineAsync("pollctl: Redis error: " + e.Message).ConfigureAwait(false);
             return 1;
         }
+        catch (TimeoutException e)
+        {
+            // RedisTimeoutException is a TimeoutException, not a RedisException.
+            await Console.Error.WriteLineAsync("pollctl: Redis timed out: " + e.Message).ConfigureAwait(false);
+            return 1;
+        }
         catch (OperationCanceledException)
         {
             return 1;

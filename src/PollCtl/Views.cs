@@ -14,7 +14,18 @@ internal static class PlainView
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(5));
         while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
         {
-            var status = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            FleetStatus status;
+            try
+            {
+                status = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                // Redis restarting, unreachable or slow (RedisTimeoutException is a TimeoutException, not a
+                // RedisException): the instances ride it out, so must the summary.
+                await Console.Out.WriteLineAsync($"fleet: status unavailable ({e.Message})").ConfigureAwait(false);
+                continue;
+            }
             var counts = string.Join(" ", status.CountsByOwner.OrderBy(c => c.Key, StringComparer.Ordinal).Select(c => $"{c.Key}={c.Value}"));
             await Console.Out.WriteLineAsync(
                 $"fleet: live={status.LiveCount} sessions={status.ActiveCount} unowned={status.Unowned.Count} ideal<={status.Ideal} polls={fleet.PollsStarted.Values.Sum()} {counts}").ConfigureAwait(false);
@@ -59,7 +70,7 @@ internal static class LiveView
                 {
                     status = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
                 }
-                catch (RedisException e)
+                catch (Exception e) when (e is RedisException or TimeoutException)
                 {
                     error = e.Message;
                 }

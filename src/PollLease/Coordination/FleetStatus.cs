@@ -91,15 +91,22 @@ public sealed class FleetStatusReader
         var ttls = ids.Select(id => batch.KeyTimeToLiveAsync(_keys.Lease(id))).ToArray();
         var paused = ids.Select(id => batch.HashGetAsync(_keys.Session(id), "paused")).ToArray();
         batch.Execute();
-        await Task.WhenAll(meta.Cast<Task>().Concat(values).Concat(ttls).Concat(paused)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll(meta.Cast<Task>().Concat(values).Concat(ttls).Concat(paused)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (RedisServerException e) when (e.Message.StartsWith("WRONGTYPE", StringComparison.Ordinal))
+        {
+            // A key of the wrong type written by hand: shown as such below, the rest of the status still read.
+        }
 
         var fleetNodes = nodeList
-            .Select((n, i) => new FleetNode(n.Id, n.Expiry >= nowMs, TimeSpan.FromMilliseconds(n.Expiry - nowMs), meta[i].Result.IsNull ? null : meta[i].Result.ToString()))
+            .Select((n, i) => new FleetNode(n.Id, n.Expiry >= nowMs, TimeSpan.FromMilliseconds(n.Expiry - nowMs), Read(meta[i]) is { IsNull: false } m ? m.ToString() : null))
             .OrderByDescending(n => n.Live).ThenBy(n => n.InstanceId, StringComparer.Ordinal).ToArray();
         var leases = ids.Select((id, i) =>
         {
-            var v = values[i].Result;
-            var isPaused = paused[i].Result == "1";
+            var v = Read(values[i]);
+            var isPaused = Read(paused[i]) == "1";
             if (v.IsNull)
             {
                 return new FleetLease(id, null, 0, null, isPaused);
@@ -110,4 +117,10 @@ public sealed class FleetStatusReader
         }).ToArray();
         return new FleetStatus(DateTimeOffset.FromUnixTimeMilliseconds(nowMs), fleetNodes, leases);
     }
+
+    /// <summary>A key's value, or <c>(wrong type)</c> when Redis refused to read it as a string.</summary>
+    private static RedisValue Read(Task<RedisValue> read) =>
+        read.IsFaulted && read.Exception?.InnerException is RedisServerException e && e.Message.StartsWith("WRONGTYPE", StringComparison.Ordinal)
+            ? "(wrong type)"
+            : read.GetAwaiter().GetResult();
 }

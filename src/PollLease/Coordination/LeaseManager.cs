@@ -496,7 +496,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
                 {
                     handedOff.Add(session);
                 }
-                else if (live.Contains(f.Holder))
+                else if (live.Contains(f.Holder) || f.Malformed)
                 {
                     heldElsewhere[session] = f.Holder;
                 }
@@ -681,15 +681,18 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
 
     private void RememberForeign(string session, string value, TimeSpan remaining)
     {
-        if (!LeaseValue.TryParse(value, out var holder, out _))
+        var malformed = !LeaseValue.TryParse(value, out var holder, out _);
+        if (malformed)
         {
             LeaseLog.MalformedLease(_logger, session, value.Length > 80 ? value[..80] : value);
             holder = value;
+            // Garbage often has no TTL: look again a lease TTL later rather than every cycle (one warning per TTL).
+            remaining = remaining < _options.LeaseTtl ? _options.LeaseTtl : remaining;
         }
         // A lease about to expire can report a PTTL of 0 (or less): still wake for it, a moment later, instead of
         // waiting a whole cycle to take it over.
         var wait = remaining < MinForeignWait ? MinForeignWait : remaining;
-        _foreign[session] = new Foreign(holder, _time.GetTimestamp() + (long)(wait.TotalSeconds * _time.TimestampFrequency));
+        _foreign[session] = new Foreign(holder, _time.GetTimestamp() + (long)(wait.TotalSeconds * _time.TimestampFrequency), Malformed: malformed);
     }
 
     private static string HolderId(string session, string? value) =>
@@ -897,5 +900,5 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     }
 
     /// <summary>A lease seen held by another instance until <c>ExpiresAt</c>; <c>HandedOff</c> when that instance has just released it.</summary>
-    private readonly record struct Foreign(string Holder, long ExpiresAt, bool HandedOff = false);
+    private readonly record struct Foreign(string Holder, long ExpiresAt, bool HandedOff = false, bool Malformed = false);
 }

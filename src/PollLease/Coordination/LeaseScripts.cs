@@ -10,15 +10,22 @@ internal static class LeaseScripts
     /// (lease key, fence key) to acquire, then L lease keys to release.
     /// ARGV: [1] instance id, [2] lease TTL ms, [3] heartbeat TTL ms, [4] heartbeat mode (0 none, 1 beat,
     /// 2 register and announce, -1 deregister), [5] node metadata, [6] R, [7] A, [8] L, [9] events channel,
-    /// [10] length of the lease key prefix, then R expected lease values, then L expected lease values.
+    /// [10] length of the lease key prefix, [11] the server time (ms) after which the call must do nothing
+    /// (0: no limit), then R expected lease values, then L expected lease values.
     /// Returns { now ms, live node ids, R renew results (1 renewed, 0 missing, or the other holder's value),
     /// A x { token or '', holder or '', pttl }, L release results (1 or 0), catalog version or '' }.
     /// Tokens are max(last fence + 1, server time ms): strictly increasing per session, and still
     /// increasing after Redis restarts with no data because server time has moved on.
+    /// A call that reaches Redis after ARGV[11] fails with <c>LATE now</c> and changes nothing: its client has
+    /// given up waiting, so a renew or an acquire it never hears of would hold sessions nobody polls.
     /// </summary>
     public const string Cycle = """
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local notafter = tonumber(ARGV[11])
+        if notafter > 0 and now > notafter then
+          return redis.error_reply('LATE ' .. string.format('%d', now))
+        end
         local me = ARGV[1]
         local ttl = tonumber(ARGV[2])
         local hbttl = tonumber(ARGV[3])
@@ -29,6 +36,12 @@ internal static class LeaseScripts
         local channel = ARGV[9]
         local plen = tonumber(ARGV[10])
         local mine = me .. '|'
+        -- A lease or fence key of the wrong type (written by hand) must cost its own session, not abort the cycle.
+        local function get(key)
+          local value = redis.pcall('GET', key)
+          if type(value) == 'table' and value.err then return 'wrong-type' end
+          return value
+        end
         if mode > 0 then
           redis.call('ZADD', KEYS[1], now + hbttl, me)
           redis.call('SET', KEYS[2], ARGV[5], 'PX', hbttl)
@@ -38,11 +51,11 @@ internal static class LeaseScripts
           redis.call('DEL', KEYS[2])
         end
         local k = 3
-        local v = 10
+        local v = 11
         local renewed = {}
         for i = 1, r do
           local key = KEYS[k + i]
-          local cur = redis.call('GET', key)
+          local cur = get(key)
           if cur == ARGV[v + i] then
             redis.call('PEXPIRE', key, ttl)
             renewed[i] = 1
@@ -57,13 +70,13 @@ internal static class LeaseScripts
         for i = 1, a do
           local lease = KEYS[k + 2 * i - 1]
           local fence = KEYS[k + 2 * i]
-          local cur = redis.call('GET', lease)
+          local cur = get(lease)
           if cur and string.sub(cur, 1, #mine) ~= mine then
             acquired[3 * i - 2] = ''
             acquired[3 * i - 1] = cur
             acquired[3 * i] = redis.call('PTTL', lease)
           else
-            local last = tonumber(redis.call('GET', fence)) or 0
+            local last = tonumber(get(fence)) or 0
             local tok = string.format('%d', math.max(last + 1, now))
             redis.call('SET', lease, mine .. tok, 'PX', ttl)
             redis.call('SET', fence, tok)
@@ -78,7 +91,7 @@ internal static class LeaseScripts
         local names = {}
         for i = 1, l do
           local key = KEYS[k + i]
-          if redis.call('GET', key) == ARGV[v + i] then
+          if get(key) == ARGV[v + i] then
             redis.call('DEL', key)
             released[i] = 1
             names[#names + 1] = string.sub(key, plen + 1)

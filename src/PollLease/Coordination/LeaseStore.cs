@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using StackExchange.Redis;
 
@@ -42,6 +43,10 @@ internal sealed class LeaseStore
     private readonly string _instanceId;
     private readonly RedisValue _leaseTtlMs;
     private readonly RedisValue _heartbeatTtlMs;
+    private readonly long _lateAfterMs;
+    private readonly object _anchorLock = new();
+    private long _anchorServerMs;
+    private long _anchorTimestamp;
 
     public LeaseStore(IConnectionMultiplexer redis, RedisKeys keys, string instanceId, PollLeaseOptions options)
     {
@@ -50,6 +55,9 @@ internal sealed class LeaseStore
         _instanceId = instanceId;
         _leaseTtlMs = (long)options.LeaseTtl.TotalMilliseconds;
         _heartbeatTtlMs = (long)options.HeartbeatTtl.TotalMilliseconds;
+        // The caller's own timeout: a call executed later than this is one its caller has already counted as failed.
+        // (A call executed in time whose answer is slower still is not caught here; its leases expire by their TTL.)
+        _lateAfterMs = (long)options.OperationTimeout.TotalMilliseconds;
     }
 
     public RedisKeys Keys => _keys;
@@ -60,14 +68,14 @@ internal sealed class LeaseStore
         var a = request.Acquire.Count;
         var l = request.Release.Count;
         var keys = new RedisKey[3 + r + 2 * a + l];
-        var args = new RedisValue[10 + r + l];
+        var args = new RedisValue[11 + r + l];
         keys[0] = _keys.Nodes;
         keys[1] = _keys.Node(_instanceId);
         keys[2] = _keys.SessionsVersion;
         var k = 3;
         foreach (var (session, token) in request.Renew)
         {
-            args[10 + k - 3] = LeaseValue.Format(_instanceId, token);
+            args[11 + k - 3] = LeaseValue.Format(_instanceId, token);
             keys[k++] = _keys.Lease(session);
         }
         foreach (var session in request.Acquire)
@@ -75,7 +83,7 @@ internal sealed class LeaseStore
             keys[k++] = _keys.Lease(session);
             keys[k++] = _keys.Fence(session);
         }
-        var v = 10 + r;
+        var v = 11 + r;
         foreach (var (session, token) in request.Release)
         {
             args[v++] = LeaseValue.Format(_instanceId, token);
@@ -91,9 +99,57 @@ internal sealed class LeaseStore
         args[7] = l;
         args[8] = _keys.Root + ":events";
         args[9] = _keys.LeasePrefix.Length;
+        // Leaving is harmless however late; anything that renews, acquires or heartbeats must not act after its
+        // caller stopped waiting for the answer.
+        args[10] = request.Heartbeat == HeartbeatMode.Deregister ? 0 : NotAfterServerMs();
 
-        var result = await CycleScript.EvaluateAsync(_redis.GetDatabase(), keys, args).ConfigureAwait(false);
-        return Parse(result, r, a, l);
+        var sent = Stopwatch.GetTimestamp();
+        RedisResult result;
+        try
+        {
+            result = await CycleScript.EvaluateAsync(_redis.GetDatabase(), keys, args).ConfigureAwait(false);
+        }
+        catch (RedisServerException e) when (LateAt(e.Message) >= 0)
+        {
+            // The answer came back, so the link is fine and the estimate of server time was off (the server's
+            // clock stepped): learn the server's time again from the rejection, conservatively as of now.
+            if (long.TryParse(e.Message.AsSpan(LateAt(e.Message) + 5).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var serverNow))
+            {
+                Anchor(serverNow, Stopwatch.GetTimestamp());
+            }
+            throw new TimeoutException($"The lease cycle reached Redis more than {_lateAfterMs} ms after it was sent and was not applied.", e);
+        }
+        var response = Parse(result, r, a, l);
+        Anchor(response.ServerTimeMs, sent);
+        return response;
+    }
+
+    /// <summary>
+    /// The latest server time at which a call sent now may still act: the server time learnt from the last answer
+    /// plus the time elapsed since on the real monotonic clock (Redis TIME is real time, whatever clock the
+    /// lease manager is given), plus the operation timeout. Anchored at the send time of that
+    /// answer's request, the estimate runs ahead of the server by that request's one-way latency, never behind.
+    /// 0 (no limit) until the first answer.
+    /// </summary>
+    private long NotAfterServerMs()
+    {
+        lock (_anchorLock)
+        {
+            return _anchorTimestamp == 0 ? 0 : _anchorServerMs + (long)Stopwatch.GetElapsedTime(_anchorTimestamp).TotalMilliseconds + _lateAfterMs;
+        }
+    }
+
+    /// <summary>Where <c>LATE now</c> starts in an error: at 0 on Redis, after <c>ERR </c> on Garnet; -1 otherwise.</summary>
+    private static int LateAt(string message) =>
+        message.StartsWith("LATE ", StringComparison.Ordinal) ? 0 : message.StartsWith("ERR LATE ", StringComparison.Ordinal) ? 4 : -1;
+
+    private void Anchor(long serverMs, long timestamp)
+    {
+        lock (_anchorLock)
+        {
+            _anchorServerMs = serverMs;
+            _anchorTimestamp = timestamp;
+        }
     }
 
     /// <summary>Reads the lease value straight from Redis (the strict ownership check).</summary>

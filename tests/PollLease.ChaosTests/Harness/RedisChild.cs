@@ -1,0 +1,186 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using StackExchange.Redis;
+
+namespace PollLease.ChaosTests.Harness;
+
+/// <summary>
+/// redis-server as a child process the test controls: killed (-9), restarted empty, or restarted with the data
+/// it had at its last SAVE (same port, same directory). Extra arguments configure TLS or ACLs.
+/// </summary>
+public sealed class RedisChild : IAsyncDisposable
+{
+    private readonly string _executable;
+    private readonly Func<int, string[]> _extraArgs;
+    private Process? _process;
+
+    private RedisChild(string executable, int port, string directory, Func<int, string[]> extraArgs)
+    {
+        _executable = executable;
+        Port = port;
+        Directory = directory;
+        _extraArgs = extraArgs;
+    }
+
+    public int Port { get; }
+
+    /// <summary>Working directory: the RDB file lives here.</summary>
+    public string Directory { get; }
+
+    /// <summary>Clients ride out restarts (AbortOnConnectFail=false), as in production.</summary>
+    public string ConnectionString => $"127.0.0.1:{Port},abortConnect=false,connectTimeout=2000,syncTimeout=3000,asyncTimeout=3000";
+
+    public static string Executable() =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
+            .Select(d => Path.Combine(d, "redis-server"))
+            .FirstOrDefault(File.Exists)
+        ?? throw new InvalidOperationException("redis-server is not on PATH: the chaos and security suites need a real redis-server (apt-get install redis-server).");
+
+    /// <summary>Starts a plain server on a free port.</summary>
+    public static Task<RedisChild> StartAsync() => StartAsync(_ => []);
+
+    /// <summary>
+    /// Starts a server with extra arguments given the free port, e.g. ACL users, or TLS on that port with
+    /// <c>--port 0 --tls-port {port}</c> (later arguments win).
+    /// </summary>
+    public static async Task<RedisChild> StartAsync(Func<int, string[]> extraArgs)
+    {
+        var exe = Executable();
+        for (var attempt = 0; ; attempt++)
+        {
+            var dir = Path.Combine(Path.GetTempPath(), "pollchaos-" + Guid.NewGuid().ToString("N")[..12]);
+            System.IO.Directory.CreateDirectory(dir);
+            var server = new RedisChild(exe, FreePort(), dir, extraArgs);
+            try
+            {
+                await server.StartProcessAsync();
+                return server;
+            }
+            catch (InvalidOperationException) when (attempt < 5)
+            {
+                // The probed port was taken before redis-server bound it: try another.
+                await server.DisposeAsync();
+            }
+        }
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>SIGKILL: no save, no goodbye; clients see the connection drop.</summary>
+    public async Task KillAsync()
+    {
+        if (_process is { HasExited: false })
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process?.Dispose();
+        _process = null;
+    }
+
+    /// <summary>Kill -9 and start again with nothing: the RDB file is removed first.</summary>
+    public async Task RestartEmptyAsync()
+    {
+        await KillAsync();
+        File.Delete(Path.Combine(Directory, "dump.rdb"));
+        await StartWithRetryAsync();
+    }
+
+    /// <summary>SAVE, kill -9, start again on the same port and directory: the data comes back from the RDB file.</summary>
+    public async Task RestartWithDataAsync()
+    {
+        using (var mux = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{Port},allowAdmin=true,abortConnect=true"))
+        {
+            await mux.GetDatabase().ExecuteAsync("SAVE");
+        }
+        await KillAsync();
+        await StartWithRetryAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await KillAsync();
+        try
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A file still held open by a dying child: the temp directory is cleaned up by the OS later.
+        }
+    }
+
+    private async Task StartWithRetryAsync()
+    {
+        // The port was ours a moment ago; only a slow socket teardown can briefly hold it.
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                await StartProcessAsync();
+                return;
+            }
+            catch (InvalidOperationException) when (attempt < 20)
+            {
+                await Task.Delay(100);
+            }
+        }
+    }
+
+    private async Task StartProcessAsync()
+    {
+        var psi = new ProcessStartInfo(_executable)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = Directory,
+        };
+        string[] args = ["--port", Port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", Directory, "--dbfilename", "dump.rdb", "--protected-mode", "no"];
+        foreach (var a in args.Concat(_extraArgs(Port)))
+        {
+            psi.ArgumentList.Add(a);
+        }
+        var process = Process.Start(psi) ?? throw new InvalidOperationException("redis-server did not start.");
+        var output = new System.Text.StringBuilder();
+        process.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
+        process.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        _process = process;
+        var ready = Stopwatch.StartNew();
+        while (ready.Elapsed < TimeSpan.FromSeconds(15))
+        {
+            if (process.HasExited)
+            {
+                string text;
+                lock (output)
+                {
+                    text = output.ToString();
+                }
+                _process = null;
+                process.Dispose();
+                throw new InvalidOperationException($"redis-server exited at once on port {Port}: {text.Trim()}");
+            }
+            string log;
+            lock (output)
+            {
+                log = output.ToString();
+            }
+            if (log.Contains("Ready to accept connections", StringComparison.Ordinal))
+            {
+                return;
+            }
+            await Task.Delay(20);
+        }
+        throw new TimeoutException($"redis-server on port {Port} was not ready within 15 s.");
+    }
+}
