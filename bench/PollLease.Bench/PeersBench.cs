@@ -27,10 +27,11 @@ internal static class PeersBench
         public double OpsPerSecond { get; init; }
     }
 
-    public static async Task<string> RunAsync(RedisServerProcess redis, bool quick)
+    public static async Task<string> RunAsync(RedisServerProcess redis, bool quick, string resultsDir)
     {
         var sizes = quick ? new[] { 100, 1_000 } : [100, 1_000, 10_000];
-        var window = quick ? TimeSpan.FromSeconds(12) : TimeSpan.FromSeconds(60);
+        // Quick: two renew periods held, enough to count commands (every library renews on the same 3 s cadence).
+        var window = quick ? TimeSpan.FromSeconds(6) : TimeSpan.FromSeconds(60);
         var rows = new List<Figures>();
         foreach (var k in sizes)
         {
@@ -58,6 +59,8 @@ internal static class PeersBench
             }
         }
         md.AppendLine();
+        var chart = Charts.CommandsVsPeers(rows.Where(r => r.Error is null).Select(r => (r.Name, r.K, r.CommandsPerSecond)).ToList(), Path.Combine(resultsDir, "peers-commands.png"));
+        md.AppendLine(CultureInfo.InvariantCulture, $"![commands per second vs peers]({Path.GetFileName(chart)})").AppendLine();
         md.AppendLine("Takeover: the first holder's connection is closed without releasing; the second holder (PollLease: a second instance; the lock libraries: a loop trying every not-yet-held lock every 250 ms) owns all K. The floor is the TTL.").AppendLine();
         return md.ToString();
     }

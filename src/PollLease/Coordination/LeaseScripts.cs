@@ -11,7 +11,8 @@ internal static class LeaseScripts
     /// ARGV: [1] instance id, [2] lease TTL ms, [3] heartbeat TTL ms, [4] heartbeat mode (0 none, 1 beat,
     /// 2 register and announce, -1 deregister), [5] node metadata, [6] R, [7] A, [8] L, [9] events channel,
     /// [10] length of the lease key prefix, then R expected lease values, then L expected lease values.
-    /// Returns { now ms, live node ids, R renew results (1 renewed, 0 missing, or the other holder's value),
+    /// Returns { now ms, live node ids, renew failures only (pairs: 1-based index, then 0 when the lease is
+    /// missing or the other holder's value; every lease not listed was renewed: the common case costs no reply),
     /// A x { token or '', holder or '', pttl }, L release results (1 or 0), catalog version or '' }.
     /// Tokens are max(last fence + 1, server time ms): strictly increasing per session, and still
     /// increasing after Redis restarts with no data because server time has moved on.
@@ -39,17 +40,16 @@ internal static class LeaseScripts
         end
         local k = 3
         local v = 10
+        local call = redis.call
         local renewed = {}
         for i = 1, r do
           local key = KEYS[k + i]
-          local cur = redis.call('GET', key)
+          local cur = call('GET', key)
           if cur == ARGV[v + i] then
-            redis.call('PEXPIRE', key, ttl)
-            renewed[i] = 1
-          elseif cur then
-            renewed[i] = cur
+            call('PEXPIRE', key, ttl)
           else
-            renewed[i] = 0
+            renewed[#renewed + 1] = i
+            renewed[#renewed + 1] = cur or 0
           end
         end
         k = k + r

@@ -113,13 +113,15 @@ internal sealed class LeaseStore
         var now = (long)top[0];
         var live = ((RedisResult[])top[1]!).Select(x => x.ToString()).ToArray();
 
-        var renewRaw = (RedisResult[])top[2]!;
+        // The script lists only the leases it could not renew (index, then 0 or the other holder's value).
+        var renewFailed = (RedisResult[])top[2]!;
         var renew = new RenewOutcome[r];
-        for (var i = 0; i < r; i++)
+        Array.Fill(renew, new RenewOutcome(true, null));
+        for (var f = 0; f + 1 < renewFailed.Length; f += 2)
         {
-            var x = renewRaw[i];
-            renew[i] = x.Resp2Type == ResultType.Integer
-                ? new RenewOutcome((long)x == 1, null)
+            var x = renewFailed[f + 1];
+            renew[(int)(long)renewFailed[f] - 1] = x.Resp2Type == ResultType.Integer
+                ? new RenewOutcome(false, null)
                 : new RenewOutcome(false, x.ToString());
         }
 
