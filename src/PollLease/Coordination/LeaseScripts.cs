@@ -11,7 +11,7 @@ internal static class LeaseScripts
     /// ARGV: [1] instance id, [2] lease TTL ms, [3] heartbeat TTL ms, [4] heartbeat mode (0 none, 1 beat,
     /// 2 register and announce, -1 deregister), [5] node metadata, [6] R, [7] A, [8] L, [9] events channel,
     /// [10] length of the lease key prefix, then R expected lease values, then L expected lease values.
-    /// Returns { now ms, live node ids, renew failures only (pairs: 1-based index, then 0 when the lease is
+    /// Returns { now ms, live node ids each followed by its heartbeat expiry (ms), renew failures only (pairs: 1-based index, then 0 when the lease is
     /// missing or the other holder's value; every lease not listed was renewed: the common case costs no reply),
     /// A x { token or '', holder or '', pttl }, L release results (1 or 0), catalog version or '' }.
     /// Tokens are max(last fence + 1, server time ms): strictly increasing per session, and still
@@ -91,7 +91,7 @@ internal static class LeaseScripts
         end
         if mode < 0 then redis.call('PUBLISH', channel, 'left|' .. me) end
         redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', now - hbttl))
-        local live = redis.call('ZRANGEBYSCORE', KEYS[1], string.format('%d', now), '+inf')
+        local live = redis.call('ZRANGEBYSCORE', KEYS[1], string.format('%d', now), '+inf', 'WITHSCORES')
         local version = redis.call('GET', KEYS[3]) or ''
         return { now, live, renewed, acquired, released, version }
         """;
