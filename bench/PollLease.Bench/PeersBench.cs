@@ -33,7 +33,7 @@ internal static class PeersBench
     public static async Task<string> RunAsync(RedisServerProcess redis, bool quick, string resultsDir)
     {
         var sizes = quick ? new[] { 100, 1_000 } : [100, 1_000, 10_000];
-        var window = quick ? TimeSpan.FromSeconds(12) : TimeSpan.FromSeconds(60);
+        var window = quick ? TimeSpan.FromSeconds(12) : TimeSpan.FromSeconds(30);
         var idle = await IdleCpuSecondsPerMinuteAsync(redis, window).ConfigureAwait(false);
         var rows = new List<Figures>();
         foreach (var k in sizes)
@@ -98,11 +98,25 @@ internal static class PeersBench
         await using var admin = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true").ConfigureAwait(false);
         var first = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString).ConfigureAwait(false);
         await using var second = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString).ConfigureAwait(false);
-        var server = admin.GetServer(admin.GetEndPoints()[0]);
 
         var acquire = Stopwatch.StartNew();
         var holder = await factory(first, second, keys, prefix).ConfigureAwait(false);
         var acquireSeconds = acquire.Elapsed.TotalSeconds;
+        try
+        {
+            return await HoldAsync(name, k, window, admin, first, holder, acquireSeconds).ConfigureAwait(false);
+        }
+        finally
+        {
+            // Also when the library failed mid-measurement: its extension timers must not starve the later runs.
+            await holder.DisposeAsync().ConfigureAwait(false);
+            await first.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<Figures> HoldAsync(string name, int k, TimeSpan window, ConnectionMultiplexer admin, ConnectionMultiplexer first, Holder holder, double acquireSeconds)
+    {
+        var server = admin.GetServer(admin.GetEndPoints()[0]);
 
         // Steady state: renewals only.
         await Task.Delay(Renew).ConfigureAwait(false);
@@ -120,8 +134,6 @@ internal static class PeersBench
         var stillHeld = (await Task.WhenAll(holder.LockKeys.Select(key => db.KeyExistsAsync(key))).ConfigureAwait(false)).Count(x => x);
 
         var takeover = await holder.CrashAndTakeOver().ConfigureAwait(false);
-        await holder.DisposeAsync().ConfigureAwait(false);
-        await first.DisposeAsync().ConfigureAwait(false);
         return new Figures(name, k, requests / held.TotalSeconds, cpuUsed.TotalSeconds / held.TotalMinutes, acquireSeconds, takeover) { OpsPerSecond = operations / held.TotalSeconds, StillHeld = stillHeld };
     }
 
@@ -240,14 +252,25 @@ internal static class PeersBench
         var firstFactory = RedLockFactory.Create(new List<RedLockMultiplexer> { new(first) });
         var secondFactory = RedLockFactory.Create(new List<RedLockMultiplexer> { new(second) });
         var locks = new List<RedLockNet.IRedLock>();
-        foreach (var chunk in keys.Chunk(100))
+        try
         {
-            var got = await Task.WhenAll(chunk.Select(k => firstFactory.CreateLockAsync($"{prefix}:{k}", Ttl))).ConfigureAwait(false);
-            if (got.Any(l => !l.IsAcquired))
+            foreach (var chunk in keys.Chunk(100))
             {
-                throw new InvalidOperationException("RedLock.net did not acquire a free lock");
+                var got = await Task.WhenAll(chunk.Select(k => firstFactory.CreateLockAsync($"{prefix}:{k}", Ttl))).ConfigureAwait(false);
+                locks.AddRange(got);
+                if (got.Any(l => !l.IsAcquired))
+                {
+                    throw new InvalidOperationException("RedLock.net did not acquire a free lock");
+                }
             }
-            locks.AddRange(got);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException or InvalidOperationException)
+        {
+            // Stop the extension timers of what was acquired before failing, or they starve every later run.
+            locks.ForEach(l => l.Dispose());
+            firstFactory.Dispose();
+            secondFactory.Dispose();
+            throw;
         }
         var taken = new List<RedLockNet.IRedLock>();
         return new Holder(

@@ -44,7 +44,7 @@ internal static class ProfileBench
         await using var admin = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true").ConfigureAwait(false);
         var server = admin.GetServer(admin.GetEndPoints()[0]);
         await using var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",syncTimeout=20000,asyncTimeout=20000").ConfigureAwait(false);
-        var options = ScaleBench.Options(prefix, "profiled");
+        var options = ScaleBench.Options(prefix, "profiled", TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(10));
         options.OperationTimeout = TimeSpan.FromSeconds(8);
         await using var manager = new LeaseManager(connection, options, new StaticSessionDirectory(ids));
         using var cycles = new ScaleBench.CycleRecorder();

@@ -17,8 +17,12 @@ namespace PollLease.Bench;
 /// </summary>
 internal static class ScaleBench
 {
-    private static readonly TimeSpan Ttl = TimeSpan.FromSeconds(9);
-    private static readonly TimeSpan Renew = TimeSpan.FromSeconds(3);
+    // Full: the library's default timings (LeaseTtl and HeartbeatTtl 30 s, renew and heartbeat every 10 s).
+    // Quick: scaled down to 9 s / 3 s so a short window still holds a few cycles per instance.
+    private static readonly TimeSpan FullTtl = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan FullRenew = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan QuickTtl = TimeSpan.FromSeconds(9);
+    private static readonly TimeSpan QuickRenew = TimeSpan.FromSeconds(3);
     private static readonly int[] FullNodes = [1, 5, 20, 50];
     private static readonly int[] FullSessions = [100, 1_000, 10_000, 100_000];
 
@@ -65,18 +69,19 @@ internal static class ScaleBench
         {
             grid = only;
         }
-        var window = quick ? TimeSpan.FromSeconds(6) : TimeSpan.FromSeconds(16);
+        var window = quick ? TimeSpan.FromSeconds(6) : TimeSpan.FromSeconds(30);
+        var (ttl, renew) = quick ? (QuickTtl, QuickRenew) : (FullTtl, FullRenew);
         var points = new List<Point>();
         foreach (var (n, s) in grid)
         {
-            var point = await MeasureAsync(redis, n, s, window).ConfigureAwait(false);
+            var point = await MeasureAsync(redis, n, s, window, ttl, renew).ConfigureAwait(false);
             Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"bench scale: N={n} S={s} settled={point.Settled} in {point.SettleSeconds:0.0} s, cycle p99 {point.CycleP99Ms:0.0} ms"));
             points.Add(point);
         }
 
         var chart = Charts.CycleLatency(points, Path.Combine(resultsDir, "scale-cycle-latency.png"));
         var md = new StringBuilder();
-        md.AppendLine(CultureInfo.InvariantCulture, $"### scale: N instances x S sessions on one Redis, TTL {Ttl.TotalSeconds} s, renew and heartbeat every {Renew.TotalSeconds} s, {window.TotalSeconds} s measured after the fleet settled").AppendLine();
+        md.AppendLine(CultureInfo.InvariantCulture, $"### scale: N instances x S sessions on one Redis, LeaseTtl and HeartbeatTtl {ttl.TotalSeconds} s, renew and heartbeat every {renew.TotalSeconds} s, {window.TotalSeconds} s measured after the fleet settled").AppendLine();
         md.AppendLine("Every instance is a LeaseManager in this one process with its own connection, so client CPU is the whole fleet's (2 cores shared with the Redis server). Cycle = the whole lease cycle (plan, build, round trip, apply); round trips and Redis commands from INFO commandstats (commands include those run inside the cycle script); Redis CPU from INFO cpu; memory = INFO used_memory after settling minus before starting, per session.").AppendLine();
         md.AppendLine("| N | S | settled in | cycles (expected) | cycle p50 | cycle p99 | cycle max | round trips / cycle | round trips/s | Redis commands/s | commands / cycle | Redis µs / cycle | client CPU ms / cycle | Redis CPU % of one core | Redis bytes / session |");
         md.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -91,20 +96,20 @@ internal static class ScaleBench
         return md.ToString();
     }
 
-    internal static PollLeaseOptions Options(string prefix, string id) => new()
+    internal static PollLeaseOptions Options(string prefix, string id, TimeSpan ttl, TimeSpan renew) => new()
     {
         KeyPrefix = prefix,
         InstanceId = id,
-        LeaseTtl = Ttl,
-        RenewInterval = Renew,
-        HeartbeatTtl = Ttl,
-        HeartbeatInterval = Renew,
+        LeaseTtl = ttl,
+        RenewInterval = renew,
+        HeartbeatTtl = ttl,
+        HeartbeatInterval = renew,
         RetryInterval = TimeSpan.FromSeconds(1),
         SafetyMargin = TimeSpan.FromSeconds(1),
         OperationTimeout = TimeSpan.FromSeconds(5),
     };
 
-    private static async Task<Point> MeasureAsync(RedisServerProcess redis, int n, int s, TimeSpan window)
+    private static async Task<Point> MeasureAsync(RedisServerProcess redis, int n, int s, TimeSpan window, TimeSpan ttl, TimeSpan renew)
     {
         var prefix = $"scale{Guid.NewGuid():N}"[..12];
         var sessions = new StaticSessionDirectory(BalanceBench.SessionIds(s));
@@ -125,12 +130,12 @@ internal static class ScaleBench
             {
                 var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",syncTimeout=10000,asyncTimeout=10000").ConfigureAwait(false);
                 connections.Add(connection);
-                managers.Add(new LeaseManager(connection, Options(prefix, $"scale-{i:D2}"), sessions));
+                managers.Add(new LeaseManager(connection, Options(prefix, $"scale-{i:D2}", ttl, renew), sessions));
             }
             var settle = Stopwatch.StartNew();
             await Task.WhenAll(managers.Select(m => m.StartAsync())).ConfigureAwait(false);
             var fair = (s + n - 1) / n;
-            var settleLimit = TimeSpan.FromSeconds(Math.Max(60, (double)s * n / 20_000));
+            var settleLimit = TimeSpan.FromSeconds(Math.Max(60, (double)s * n / 12_000));
             var settled = await WaitAsync(
                 () => managers.All(m => m.LiveNodes.Count == n) && managers.Sum(m => m.OwnedSessions().Count) == s && managers.All(m => m.OwnedSessions().Count <= fair),
                 settleLimit).ConfigureAwait(false);
@@ -138,7 +143,7 @@ internal static class ScaleBench
             var memoryAfter = await InfoLongAsync(server, "memory", "used_memory").ConfigureAwait(false);
 
             // Let the cycles that settled the fleet pass, then measure steady state only.
-            await Task.Delay(Renew).ConfigureAwait(false);
+            await Task.Delay(renew).ConfigureAwait(false);
             await server.ExecuteAsync("CONFIG", "RESETSTAT").ConfigureAwait(false);
             var redisCpu = await RedisCpuAsync(server).ConfigureAwait(false);
             var clientCpu = Process.GetCurrentProcess().TotalProcessorTime;
@@ -161,7 +166,7 @@ internal static class ScaleBench
                 Settled = settled,
                 SettleSeconds = settleSeconds,
                 Cycles = samples.Count,
-                ExpectedCycles = n * elapsed.TotalSeconds / Renew.TotalSeconds,
+                ExpectedCycles = n * elapsed.TotalSeconds / renew.TotalSeconds,
                 CycleP50Ms = Percentile(sorted, 0.50),
                 CycleP99Ms = Percentile(sorted, 0.99),
                 CycleMaxMs = sorted.Length == 0 ? 0 : sorted[^1],
