@@ -79,7 +79,7 @@ internal static class PeersBench
     /// <summary>Acquires K, then returns a "crash" action and a "second holder" task factory.</summary>
     private delegate Task<Holder> HolderFactory(ConnectionMultiplexer first, ConnectionMultiplexer second, string[] keys, string prefix);
 
-    /// <summary>LockKeys: the Redis keys that exist while the K leases are held.</summary>
+    /// <summary>LockKeys: the Redis keys that exist while the K leases are held (RedLock.net's default key format is <c>redlock:{resource}</c>).</summary>
     private sealed record Holder(RedisKey[] LockKeys, Func<Task<double>> CrashAndTakeOver, Func<Task> DisposeAsync);
 
     private static async Task<Figures> TryMeasureAsync(string name, int k, TimeSpan window, RedisServerProcess redis, HolderFactory factory)
@@ -279,7 +279,7 @@ internal static class PeersBench
         }
         var taken = new List<RedLockNet.IRedLock>();
         return new Holder(
-            keys.Select(k => (RedisKey)$"{prefix}:{k}").ToArray(),
+            keys.Select(k => (RedisKey)$"redlock:{prefix}:{k}").ToArray(),
             async () =>
             {
                 var watch = Stopwatch.StartNew();
