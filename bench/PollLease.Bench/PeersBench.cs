@@ -21,28 +21,38 @@ internal static class PeersBench
     private static readonly TimeSpan Ttl = TimeSpan.FromSeconds(9);
     private static readonly TimeSpan Renew = TimeSpan.FromSeconds(3);
 
+    /// <summary>The largest K RedLock.net is run with (see the row the report prints above it).</summary>
+    private const int RedLockMaxK = 100;
+
     /// <summary>CommandsPerSecond: commands the client sent (round trips); OpsPerSecond: what Redis executed, script-internal calls included.</summary>
     private sealed record Figures(string Name, int K, double CommandsPerSecond, double CpuSecondsPerMinute, double AcquireSeconds, double TakeoverSeconds, string? Error = null)
     {
         public double OpsPerSecond { get; init; }
+
+        /// <summary>Lock keys still in Redis at the end of the window: fewer than K means the library let locks lapse.</summary>
+        public int StillHeld { get; init; }
     }
 
-    public static async Task<string> RunAsync(RedisServerProcess redis, bool quick)
+    public static async Task<string> RunAsync(RedisServerProcess redis, bool quick, string resultsDir)
     {
         var sizes = quick ? new[] { 100, 1_000 } : [100, 1_000, 10_000];
-        var window = quick ? TimeSpan.FromSeconds(12) : TimeSpan.FromSeconds(60);
+        var window = quick ? TimeSpan.FromSeconds(12) : TimeSpan.FromSeconds(30);
+        var idle = await IdleCpuSecondsPerMinuteAsync(redis, window).ConfigureAwait(false);
         var rows = new List<Figures>();
         foreach (var k in sizes)
         {
             rows.Add(await TryMeasureAsync("PollLease", k, window, redis, PollLeaseHolderAsync).ConfigureAwait(false));
             rows.Add(await TryMeasureAsync("DistributedLock.Redis 1.1.1", k, window, redis, DistributedLockHolderAsync).ConfigureAwait(false));
-            rows.Add(await TryMeasureAsync("RedLock.net 2.3.2", k, window, redis, RedLockHolderAsync).ConfigureAwait(false));
+            rows.Add(k <= RedLockMaxK
+                ? await TryMeasureAsync("RedLock.net 2.3.2", k, window, redis, RedLockHolderAsync).ConfigureAwait(false)
+                : new Figures("RedLock.net 2.3.2", k, 0, 0, 0, 0, "not run: at K = 1,000 its blocking extension timers starve the thread pool; earlier runs timed out or hung the whole process"));
         }
 
         var md = new StringBuilder();
         md.AppendLine(CultureInfo.InvariantCulture, $"### peers: one holder of K leases, TTL {Ttl.TotalSeconds} s, renew every {Renew.TotalSeconds} s (RedLock.net extends at TTL/2, its fixed cadence), {window.TotalSeconds} s held").AppendLine();
-        md.AppendLine("| K | library | commands sent/s | x PollLease | Redis ops/s (incl. inside scripts) | client CPU s per minute held | x PollLease | acquire all K | takeover of all K after a crash |");
-        md.AppendLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+        md.AppendLine(CultureInfo.InvariantCulture, $"Client CPU is this process's CPU time while holding, minus what the same process with the same three connections open and nothing held used over an equal window ({idle:0.000} s per minute, measured first); 0.000 means within that idle noise.").AppendLine();
+        md.AppendLine("| K | library | commands sent/s | x PollLease | Redis ops/s (incl. inside scripts) | client CPU s per minute held | x PollLease | still held after the window | acquire all K | takeover of all K after a crash |");
+        md.AppendLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var group in rows.GroupBy(r => r.K))
         {
             var us = group.First();
@@ -50,14 +60,18 @@ internal static class PeersBench
             {
                 if (r.Error is not null)
                 {
-                    md.AppendLine(CultureInfo.InvariantCulture, $"| {r.K} | {r.Name} | failed: {r.Error} | | | | | | |");
+                    md.AppendLine(CultureInfo.InvariantCulture, $"| {r.K} | {r.Name} | failed: {r.Error} | | | | | | | |");
                     continue;
                 }
+                var cpu = Math.Max(0, r.CpuSecondsPerMinute - idle);
+                var ours = Math.Max(0, us.CpuSecondsPerMinute - idle);
                 md.AppendLine(CultureInfo.InvariantCulture,
-                    $"| {r.K} | {r.Name} | {r.CommandsPerSecond:0.00} | {r.CommandsPerSecond / us.CommandsPerSecond:0.0} | {r.OpsPerSecond:0.0} | {r.CpuSecondsPerMinute:0.000} | {r.CpuSecondsPerMinute / Math.Max(us.CpuSecondsPerMinute, 1e-6):0.0} | {r.AcquireSeconds:0.000} s | {r.TakeoverSeconds:0.00} s |");
+                    $"| {r.K} | {r.Name} | {r.CommandsPerSecond:0.00} | {r.CommandsPerSecond / us.CommandsPerSecond:0.0} | {r.OpsPerSecond:0.0} | {cpu:0.000} | {(ours > 0.0005 ? (cpu / ours).ToString("0.0", CultureInfo.InvariantCulture) : "-")} | {r.StillHeld} of {r.K} | {r.AcquireSeconds:0.000} s | {r.TakeoverSeconds:0.00} s |");
             }
         }
         md.AppendLine();
+        var chart = Charts.CommandsVsPeers(rows.Where(r => r.Error is null).Select(r => (r.Name, r.K, r.CommandsPerSecond)).ToList(), Path.Combine(resultsDir, "peers-commands.png"));
+        md.AppendLine(CultureInfo.InvariantCulture, $"![commands per second vs peers]({Path.GetFileName(chart)})").AppendLine();
         md.AppendLine("Takeover: the first holder's connection is closed without releasing; the second holder (PollLease: a second instance; the lock libraries: a loop trying every not-yet-held lock every 250 ms) owns all K. The floor is the TTL.").AppendLine();
         return md.ToString();
     }
@@ -65,7 +79,8 @@ internal static class PeersBench
     /// <summary>Acquires K, then returns a "crash" action and a "second holder" task factory.</summary>
     private delegate Task<Holder> HolderFactory(ConnectionMultiplexer first, ConnectionMultiplexer second, string[] keys, string prefix);
 
-    private sealed record Holder(Func<Task> HoldUntilMeasured, Func<Task<double>> CrashAndTakeOver, Func<Task> DisposeAsync);
+    /// <summary>LockKeys: the Redis keys that exist while the K leases are held (RedLock.net's default key format is <c>redlock:{resource}</c>).</summary>
+    private sealed record Holder(RedisKey[] LockKeys, Func<Task<double>> CrashAndTakeOver, Func<Task> DisposeAsync);
 
     private static async Task<Figures> TryMeasureAsync(string name, int k, TimeSpan window, RedisServerProcess redis, HolderFactory factory)
     {
@@ -88,11 +103,25 @@ internal static class PeersBench
         await using var admin = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true").ConfigureAwait(false);
         var first = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString).ConfigureAwait(false);
         await using var second = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString).ConfigureAwait(false);
-        var server = admin.GetServer(admin.GetEndPoints()[0]);
 
         var acquire = Stopwatch.StartNew();
         var holder = await factory(first, second, keys, prefix).ConfigureAwait(false);
         var acquireSeconds = acquire.Elapsed.TotalSeconds;
+        try
+        {
+            return await HoldAsync(name, k, window, admin, first, holder, acquireSeconds).ConfigureAwait(false);
+        }
+        finally
+        {
+            // Also when the library failed mid-measurement: its extension timers must not starve the later runs.
+            await holder.DisposeAsync().ConfigureAwait(false);
+            await first.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<Figures> HoldAsync(string name, int k, TimeSpan window, ConnectionMultiplexer admin, ConnectionMultiplexer first, Holder holder, double acquireSeconds)
+    {
+        var server = admin.GetServer(admin.GetEndPoints()[0]);
 
         // Steady state: renewals only.
         await Task.Delay(Renew).ConfigureAwait(false);
@@ -106,11 +135,24 @@ internal static class PeersBench
         var cpuUsed = Process.GetCurrentProcess().TotalProcessorTime - cpu;
         var requests = profile.FinishProfiling().Count();
         var operations = await CommandCountAsync(server).ConfigureAwait(false);
+        var db = admin.GetDatabase();
+        var stillHeld = (await Task.WhenAll(holder.LockKeys.Select(key => db.KeyExistsAsync(key))).ConfigureAwait(false)).Count(x => x);
 
         var takeover = await holder.CrashAndTakeOver().ConfigureAwait(false);
-        await holder.DisposeAsync().ConfigureAwait(false);
-        await first.DisposeAsync().ConfigureAwait(false);
-        return new Figures(name, k, requests / held.TotalSeconds, cpuUsed.TotalSeconds / held.TotalMinutes, acquireSeconds, takeover) { OpsPerSecond = operations / held.TotalSeconds };
+        return new Figures(name, k, requests / held.TotalSeconds, cpuUsed.TotalSeconds / held.TotalMinutes, acquireSeconds, takeover) { OpsPerSecond = operations / held.TotalSeconds, StillHeld = stillHeld };
+    }
+
+    /// <summary>The process's own CPU with the measurement's connections open and nothing held: the floor every library sits on.</summary>
+    private static async Task<double> IdleCpuSecondsPerMinuteAsync(RedisServerProcess redis, TimeSpan window)
+    {
+        await using var admin = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true").ConfigureAwait(false);
+        await using var first = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString).ConfigureAwait(false);
+        await using var second = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString).ConfigureAwait(false);
+        await Task.Delay(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        var watch = Stopwatch.StartNew();
+        await Task.Delay(window).ConfigureAwait(false);
+        return (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds / watch.Elapsed.TotalMinutes;
     }
 
     private static async Task<long> CommandCountAsync(IServer server)
@@ -150,7 +192,7 @@ internal static class PeersBench
         await WaitAsync(() => a.OwnedSessions().Count == keys.Length).ConfigureAwait(false);
         LeaseManager? b = null;
         return new Holder(
-            () => Task.CompletedTask,
+            keys.Select(k => (RedisKey)a.Keys.Lease(k)).ToArray(),
             async () =>
             {
                 b = new LeaseManager(second, Options(prefix, "second"), sessions);
@@ -182,7 +224,7 @@ internal static class PeersBench
         }
         var taken = new List<RedisDistributedLockHandle>();
         return new Holder(
-            () => Task.CompletedTask,
+            keys.Select(k => (RedisKey)$"{prefix}:{k}").ToArray(),
             async () =>
             {
                 var watch = Stopwatch.StartNew();
@@ -215,18 +257,29 @@ internal static class PeersBench
         var firstFactory = RedLockFactory.Create(new List<RedLockMultiplexer> { new(first) });
         var secondFactory = RedLockFactory.Create(new List<RedLockMultiplexer> { new(second) });
         var locks = new List<RedLockNet.IRedLock>();
-        foreach (var chunk in keys.Chunk(100))
+        try
         {
-            var got = await Task.WhenAll(chunk.Select(k => firstFactory.CreateLockAsync($"{prefix}:{k}", Ttl))).ConfigureAwait(false);
-            if (got.Any(l => !l.IsAcquired))
+            foreach (var chunk in keys.Chunk(100))
             {
-                throw new InvalidOperationException("RedLock.net did not acquire a free lock");
+                var got = await Task.WhenAll(chunk.Select(k => firstFactory.CreateLockAsync($"{prefix}:{k}", Ttl))).ConfigureAwait(false);
+                locks.AddRange(got);
+                if (got.Any(l => !l.IsAcquired))
+                {
+                    throw new InvalidOperationException("RedLock.net did not acquire a free lock");
+                }
             }
-            locks.AddRange(got);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException or InvalidOperationException)
+        {
+            // Stop the extension timers of what was acquired before failing, or they starve every later run.
+            locks.ForEach(l => l.Dispose());
+            firstFactory.Dispose();
+            secondFactory.Dispose();
+            throw;
         }
         var taken = new List<RedLockNet.IRedLock>();
         return new Holder(
-            () => Task.CompletedTask,
+            keys.Select(k => (RedisKey)$"redlock:{prefix}:{k}").ToArray(),
             async () =>
             {
                 var watch = Stopwatch.StartNew();

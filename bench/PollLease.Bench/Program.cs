@@ -2,11 +2,17 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using PollLease.Bench;
 
-// bench/PollLease.Bench: `balance`, `hash`, `failover` or `all`, optionally `--quick`. Prints markdown and writes it
-// to bench/results/<section>.md (figures, not pass/fail: the README quotes them).
+// bench/PollLease.Bench: `balance`, `hash`, `failover`, `peers`, `scale`, `profile` or `all`, optionally `--quick`. Prints markdown and writes it
+// to bench/results/<section>.md (figures, not pass/fail: the README quotes them). `profile` is not part of `all`.
 var section = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "all";
 var quick = args.Contains("--quick");
-var known = new[] { "balance", "hash", "failover", "peers", "all" };
+// `scale --points=20x10000,50x100000` measures only those N x S points (before/after comparisons).
+var points = args.Where(a => a.StartsWith("--points=", StringComparison.Ordinal))
+    .SelectMany(a => a["--points=".Length..].Split(','))
+    .Select(p => p.Split('x'))
+    .Select(p => (int.Parse(p[0], CultureInfo.InvariantCulture), int.Parse(p[1], CultureInfo.InvariantCulture)))
+    .ToArray();
+var known = new[] { "balance", "hash", "failover", "peers", "scale", "profile", "all" };
 if (!known.Contains(section))
 {
     await Console.Error.WriteLineAsync($"bench: unknown section '{section}'; use one of {string.Join(", ", known)} [--quick]");
@@ -40,7 +46,15 @@ if ((section is "failover" or "all") && !await WithRedisAsync("failover", Failov
 {
     return 1;
 }
-if ((section is "peers" or "all") && !await WithRedisAsync("peers", PeersBench.RunAsync))
+if ((section is "peers" or "all") && !await WithRedisAsync("peers", (redis, q) => PeersBench.RunAsync(redis, q, results)))
+{
+    return 1;
+}
+if ((section is "scale" or "all") && !await WithRedisAsync("scale", (redis, q) => ScaleBench.RunAsync(redis, q, results, points)))
+{
+    return 1;
+}
+if (section is "profile" && !await WithRedisAsync("profile", ProfileBench.RunAsync))
 {
     return 1;
 }

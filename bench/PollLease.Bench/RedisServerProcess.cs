@@ -20,6 +20,9 @@ internal sealed class RedisServerProcess : IDisposable
 
     public string Description { get; }
 
+    /// <summary>True for the throwaway child process: the benchmarks may flush it between measurements.</summary>
+    public bool OwnsServer => _process is not null;
+
     public static async Task<RedisServerProcess> StartAsync()
     {
         var configured = Environment.GetEnvironmentVariable("POLL_REDIS");

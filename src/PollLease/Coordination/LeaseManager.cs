@@ -33,6 +33,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     private readonly IConnectionMultiplexer _redis;
     private readonly string _nodeMetadata;
     private readonly long _validityTicks;
+    private readonly long _recheckTicks;
 
     private static readonly TimeSpan MinForeignWait = TimeSpan.FromMilliseconds(3);
 
@@ -48,7 +49,8 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     private readonly AssignmentFollower? _follower;
 
     private IReadOnlyList<string> _liveNodes = [];
-    private IReadOnlyCollection<string> _activeSessions = [];
+    private IReadOnlyCollection<string> _activeSessions = new HashSet<string>(StringComparer.Ordinal);
+    private IReadOnlyCollection<string>? _activeSource;
     private string _catalogVersion = "";
     private bool _registered;
     private int _consecutiveFailures;
@@ -105,6 +107,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         }
         _metrics = new LeaseMetrics(meterFactory, InstanceId, () => { lock (_lock) { return _held.Count; } });
         _validityTicks = (long)((options.LeaseTtl - options.SafetyMargin).TotalSeconds * _time.TimestampFrequency);
+        _recheckTicks = (long)(2 * options.LeaseTtl.TotalSeconds * _time.TimestampFrequency);
         _nodeMetadata = JsonSerializer.Serialize(new Dictionary<string, string>
         {
             ["id"] = InstanceId,
@@ -459,7 +462,13 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         try
         {
             var active = await _sessions.GetActiveSessionIdsAsync(_catalogVersion, cancellationToken).ConfigureAwait(false);
-            Volatile.Write(ref _activeSessions, active);
+            if (!ReferenceEquals(active, _activeSource))
+            {
+                // The planner looks every session up each cycle: hand it a set, built once per change of the
+                // directory's answer rather than once per cycle (100,000 sessions: ~8 ms a cycle saved).
+                _activeSource = active;
+                Volatile.Write(ref _activeSessions, active as IReadOnlySet<string> is not null ? active : new HashSet<string>(active, StringComparer.Ordinal));
+            }
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
@@ -496,8 +505,10 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
                 {
                     handedOff.Add(session);
                 }
-                else if (live.Contains(f.Holder) || f.Malformed)
+                else if ((live.Contains(f.Holder) && started - f.LearnedAt <= _recheckTicks) || f.Malformed)
                 {
+                    // Older knowledge counts as none, so the session is probed again within a regular cycle: an
+                    // expiry kept moving by the holder's heartbeat must not hide a release whose event was lost.
                     heldElsewhere[session] = f.Holder;
                 }
             }
@@ -564,6 +575,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
             _wake.Set();
         }
         Volatile.Write(ref _liveNodes, response.LiveNodes);
+        FollowHolders(response.HeartbeatExpiry);
 
         var renewed = ApplyRenewed(renew, response, sent, events);
         var acquired = ApplyAcquired(plan.Acquire, response, sent, events);
@@ -632,7 +644,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
                     var reason = outcome.Holder is null ? LeaseReasons.Expired : LeaseReasons.Taken;
                     if (outcome.Holder is not null)
                     {
-                        RememberForeign(session, outcome.Holder, _options.LeaseTtl);
+                        RememberForeign(session, outcome.Holder, _options.LeaseTtl, response, sent);
                     }
                     events.Add(Event(LeaseEventKind.Lost, session, token, reason));
                 }
@@ -666,7 +678,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
                 }
                 else if (outcome.Holder is not null)
                 {
-                    RememberForeign(session, outcome.Holder, outcome.HolderRemaining);
+                    RememberForeign(session, outcome.Holder, outcome.HolderRemaining, response, sent);
                 }
             }
         }
@@ -679,8 +691,14 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         return acquired;
     }
 
-    private void RememberForeign(string session, string value, TimeSpan remaining)
+    private void RememberForeign(string session, string value, TimeSpan remaining, CycleResponse response, long sent)
     {
+        if (_foreign.TryGetValue(session, out var known) && known.HandedOff && known.LearnedAt >= sent)
+        {
+            // The holder's release event overtook this reply (events come on another connection): the release is
+            // the newer fact, and overwriting it would leave the session to nobody until this knowledge goes stale.
+            return;
+        }
         var malformed = !LeaseValue.TryParse(value, out var holder, out _);
         if (malformed)
         {
@@ -692,7 +710,39 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         // A lease about to expire can report a PTTL of 0 (or less): still wake for it, a moment later, instead of
         // waiting a whole cycle to take it over.
         var wait = remaining < MinForeignWait ? MinForeignWait : remaining;
-        _foreign[session] = new Foreign(holder, _time.GetTimestamp() + (long)(wait.TotalSeconds * _time.TimestampFrequency), Malformed: malformed);
+        var now = _time.GetTimestamp();
+        _foreign[session] = new Foreign(holder, now + (long)(wait.TotalSeconds * _time.TimestampFrequency), Malformed: malformed)
+        {
+            HolderBeat = response.HeartbeatExpiry.GetValueOrDefault(holder),
+            LearnedAt = now,
+        };
+    }
+
+    /// <summary>
+    /// Moves the expiry learnt for each foreign lease on by as much as its holder's heartbeat moved since: the
+    /// holder renewed its leases in the same script. A live holder's leases then never look about to expire, so
+    /// the takeover candidate does not wake and probe them again every few hundred ms (at 20 instances x 10,000
+    /// sessions that was 9x the cycles and 10x the Redis commands); a crashed holder's stop moving, and the
+    /// candidate still wakes at their expiry.
+    /// </summary>
+    private void FollowHolders(IReadOnlyDictionary<string, long> beats)
+    {
+        lock (_lock)
+        {
+            List<(string Session, Foreign Moved)>? moved = null;
+            foreach (var (session, f) in _foreign)
+            {
+                if (!f.HandedOff && f.HolderBeat > 0 && beats.TryGetValue(f.Holder, out var beat) && beat > f.HolderBeat)
+                {
+                    var shift = (long)((beat - f.HolderBeat) / 1000.0 * _time.TimestampFrequency);
+                    (moved ??= []).Add((session, f with { ExpiresAt = f.ExpiresAt + shift, HolderBeat = beat }));
+                }
+            }
+            foreach (var (session, f) in moved ?? [])
+            {
+                _foreign[session] = f;
+            }
+        }
     }
 
     private static string HolderId(string session, string? value) =>
@@ -804,12 +854,13 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         switch (parts[0])
         {
             case "released" when parts.Length == 3:
-                var until = _time.GetTimestamp() + (long)(_options.RetryInterval.TotalSeconds * _time.TimestampFrequency);
+                var now = _time.GetTimestamp();
+                var until = now + (long)(_options.RetryInterval.TotalSeconds * _time.TimestampFrequency);
                 lock (_lock)
                 {
                     foreach (var session in parts[2].Split(','))
                     {
-                        _foreign[session] = new Foreign(sender, until, HandedOff: true);
+                        _foreign[session] = new Foreign(sender, until, HandedOff: true) { LearnedAt = now };
                     }
                 }
                 break;
@@ -899,6 +950,16 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         public LeaseState EffectiveState(long now) => now >= ValidUntil ? LeaseState.Lost : State;
     }
 
-    /// <summary>A lease seen held by another instance until <c>ExpiresAt</c>; <c>HandedOff</c> when that instance has just released it.</summary>
-    private readonly record struct Foreign(string Holder, long ExpiresAt, bool HandedOff = false, bool Malformed = false);
+    /// <summary>
+    /// A lease seen held by another instance until <c>ExpiresAt</c>; <c>HandedOff</c> when that instance has just
+    /// released it; <c>Malformed</c> when its value could not be parsed (looked at again once per TTL).
+    /// <c>HolderBeat</c>: the holder's heartbeat expiry (server ms) when that was learnt, 0 if unknown;
+    /// <c>LearnedAt</c>: when Redis last reported the holder (local timestamp).
+    /// </summary>
+    private readonly record struct Foreign(string Holder, long ExpiresAt, bool HandedOff = false, bool Malformed = false)
+    {
+        public long HolderBeat { get; init; }
+
+        public long LearnedAt { get; init; }
+    }
 }

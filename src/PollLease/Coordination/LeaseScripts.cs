@@ -12,8 +12,9 @@ internal static class LeaseScripts
     /// 2 register and announce, -1 deregister), [5] node metadata, [6] R, [7] A, [8] L, [9] events channel,
     /// [10] length of the lease key prefix, [11] the server time (ms) after which the call must do nothing
     /// (0: no limit), then R expected lease values, then L expected lease values.
-    /// Returns { now ms, live node ids, R renew results (1 renewed, 0 missing, or the other holder's value),
-    /// A x { token or '', holder or '', pttl }, L release results (1 or 0), catalog version or '' }.
+    /// Returns { now ms, live node ids each followed by its heartbeat expiry (ms), renew failures only (pairs:
+    /// 1-based index, then 0 when the lease is missing or the other holder's value; every lease not listed was
+    /// renewed: the common case costs no reply), A x { token or '', holder or '', pttl }, L release results (1 or 0), catalog version or '' }.
     /// Tokens are max(last fence + 1, server time ms): strictly increasing per session, and still
     /// increasing after Redis restarts with no data because server time has moved on.
     /// A call that reaches Redis after ARGV[11] fails with <c>LATE now</c> and changes nothing: its client has
@@ -58,11 +59,9 @@ internal static class LeaseScripts
           local cur = get(key)
           if cur == ARGV[v + i] then
             redis.call('PEXPIRE', key, ttl)
-            renewed[i] = 1
-          elseif cur then
-            renewed[i] = cur
           else
-            renewed[i] = 0
+            renewed[#renewed + 1] = i
+            renewed[#renewed + 1] = cur or 0
           end
         end
         k = k + r
@@ -104,7 +103,7 @@ internal static class LeaseScripts
         end
         if mode < 0 then redis.call('PUBLISH', channel, 'left|' .. me) end
         redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', now - hbttl))
-        local live = redis.call('ZRANGEBYSCORE', KEYS[1], string.format('%d', now), '+inf')
+        local live = redis.call('ZRANGEBYSCORE', KEYS[1], string.format('%d', now), '+inf', 'WITHSCORES')
         local version = redis.call('GET', KEYS[3]) or ''
         return { now, live, renewed, acquired, released, version }
         """;

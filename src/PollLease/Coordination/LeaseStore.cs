@@ -26,13 +26,19 @@ internal readonly record struct RenewOutcome(bool Renewed, string? Holder);
 /// <summary>Result of one acquire attempt: a token, or the current holder and its remaining TTL.</summary>
 internal readonly record struct AcquireOutcome(long Token, string? Holder, TimeSpan HolderRemaining);
 
+/// <summary>
+/// One lease cycle's answer. <c>HeartbeatExpiry</c>: each live node's heartbeat expiry in server time (ms); a node
+/// heartbeats and renews its leases in the same script, so when it moves on, so did the expiry of every lease the
+/// node holds.
+/// </summary>
 internal sealed record CycleResponse(
     long ServerTimeMs,
     IReadOnlyList<string> LiveNodes,
     RenewOutcome[] Renew,
     AcquireOutcome[] Acquire,
     bool[] Released,
-    string CatalogVersion);
+    string CatalogVersion,
+    IReadOnlyDictionary<string, long> HeartbeatExpiry);
 
 /// <summary>The Redis side of the lease cycle: builds the script call and reads its answer.</summary>
 internal sealed class LeaseStore
@@ -167,15 +173,24 @@ internal sealed class LeaseStore
             throw new InvalidOperationException($"Lease cycle script returned {top.Length} elements, expected 6.");
         }
         var now = (long)top[0];
-        var live = ((RedisResult[])top[1]!).Select(x => x.ToString()).ToArray();
-
-        var renewRaw = (RedisResult[])top[2]!;
-        var renew = new RenewOutcome[r];
-        for (var i = 0; i < r; i++)
+        var liveRaw = (RedisResult[])top[1]!;
+        var live = new string[liveRaw.Length / 2];
+        var beats = new Dictionary<string, long>(live.Length, StringComparer.Ordinal);
+        for (var i = 0; i < live.Length; i++)
         {
-            var x = renewRaw[i];
-            renew[i] = x.Resp2Type == ResultType.Integer
-                ? new RenewOutcome((long)x == 1, null)
+            live[i] = liveRaw[2 * i].ToString();
+            beats[live[i]] = (long)double.Parse(liveRaw[(2 * i) + 1].ToString(), NumberStyles.Float, CultureInfo.InvariantCulture);
+        }
+
+        // The script lists only the leases it could not renew (index, then 0 or the other holder's value).
+        var renewFailed = (RedisResult[])top[2]!;
+        var renew = new RenewOutcome[r];
+        Array.Fill(renew, new RenewOutcome(true, null));
+        for (var f = 0; f + 1 < renewFailed.Length; f += 2)
+        {
+            var x = renewFailed[f + 1];
+            renew[(int)(long)renewFailed[f] - 1] = x.Resp2Type == ResultType.Integer
+                ? new RenewOutcome(false, null)
                 : new RenewOutcome(false, x.ToString());
         }
 
@@ -197,6 +212,6 @@ internal sealed class LeaseStore
         {
             released[i] = (long)releaseRaw[i] == 1;
         }
-        return new CycleResponse(now, live, renew, acquire, released, top[5].ToString());
+        return new CycleResponse(now, live, renew, acquire, released, top[5].ToString(), beats);
     }
 }
