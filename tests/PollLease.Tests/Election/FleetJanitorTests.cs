@@ -190,7 +190,7 @@ public sealed class FleetJanitorHostingTests(RedisServerFixture fixture) : IClas
     }
 
     [Fact]
-    public async Task Disabled_by_default_and_when_enabled_one_host_is_the_janitor_and_cleans_a_removed_sessions_lease()
+    public async Task When_disabled_there_is_no_janitor_and_when_enabled_one_host_is_the_janitor_and_cleans_a_removed_sessions_lease()
     {
         using var off = CreateHost("node-off", enabled: false);
         Assert.Null(off.Services.GetRequiredService<FleetJanitorHostedService>().Janitor);
