@@ -25,6 +25,7 @@ public sealed class BalancedAssignment
     private readonly Dictionary<string, string> _owner;
     private readonly Dictionary<string, string> _fallback;
     private readonly Dictionary<string, List<string>> _byNode;
+    private readonly Dictionary<string, List<string>> _fallbackByNode;
 
     private BalancedAssignment(IReadOnlyList<string> nodes, int capacity, Dictionary<string, string> owner, Dictionary<string, string> fallback)
     {
@@ -36,6 +37,11 @@ public sealed class BalancedAssignment
         foreach (var (session, node) in owner)
         {
             _byNode[node].Add(session);
+        }
+        _fallbackByNode = nodes.ToDictionary(n => n, _ => new List<string>(), StringComparer.Ordinal);
+        foreach (var (session, node) in fallback)
+        {
+            _fallbackByNode[node].Add(session);
         }
     }
 
@@ -290,6 +296,9 @@ public sealed class BalancedAssignment
     /// <summary>The sessions assigned to an instance.</summary>
     /// <param name="instanceId">The instance.</param>
     public IReadOnlyList<string> SessionsOf(string instanceId) => _byNode.TryGetValue(instanceId, out var list) ? list : [];
+
+    /// <summary>The sessions an instance is the takeover candidate for (see <see cref="Fallback"/>).</summary>
+    internal IReadOnlyList<string> FallbackSessionsOf(string instanceId) => _fallbackByNode.TryGetValue(instanceId, out var list) ? list : [];
 
     /// <summary>The instance that takes a session over when its assigned instance stops renewing before the fleet notices it is gone.</summary>
     internal string? Fallback(string sessionId) => _fallback.GetValueOrDefault(sessionId);
