@@ -9,11 +9,12 @@ namespace PollLease.Assignment;
 /// epsilon 0 every instance gets <c>floor(S/N)</c> or <c>ceil(S/N)</c>.
 /// </summary>
 /// <remarks>
-/// Each session ranks the instances by a 64-bit rendezvous score (XxHash64 of <c>session \0 instance</c>) and
-/// first goes to its best-scored instance (plain rendezvous, which moves the minimum when instances come and
-/// go but is unbalanced). Each instance then has a quota (<c>floor(S/N)</c>, plus one for the <c>S mod N</c>
-/// instances plain rendezvous loads most); an instance over its quota keeps its best-scored sessions and sheds
-/// the rest straight to their best-scored instances with room. Shedding in one hop matters: a greedy fill that
+/// Each session ranks the instances by a 64-bit rendezvous score (XxHash64 of <c>session \0 instance</c>). Its
+/// candidate is its previous owner when one is given and live, else its best-scored instance (plain rendezvous,
+/// which moves the minimum when instances come and go but is unbalanced). Each instance then has a quota
+/// (<c>floor(S/N)</c>, plus one for the <c>S mod N</c> instances with the most candidates); an instance over its
+/// quota keeps the sessions it already had, then its best-scored ones, and sheds the rest straight to their
+/// best-scored instances with room. Shedding in one hop matters: a greedy fill that
 /// displaced sessions through full instances moved one session per hop (1.9 x the minimum on a join, against
 /// 1.3 x now; README, "Balance and failover").
 /// </remarks>
@@ -191,7 +192,7 @@ public sealed class BalancedAssignment
             }
         }
         Array.Copy(kept, load, n.Length);
-        var shedPairs = new List<Pair>(shed.Count * (k - 1));
+        var shedPairs = new List<Pair>(shed.Count * k);
         foreach (var i in shed)
         {
             // The candidate itself is full (that is why the session was shed), so its pair never matches below.

@@ -409,31 +409,24 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     /// Redis failures do not throw; they are logged, counted and reported in the result.
     /// </summary>
     /// <param name="cancellationToken">Cancels the cycle.</param>
-    public async Task<LeaseCycleResult> RunCycleAsync(CancellationToken cancellationToken = default)
-    {
-        await _cycleGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            return await RunCycleCoreAsync(cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            _cycleGate.Release();
-        }
-    }
+    public async Task<LeaseCycleResult> RunCycleAsync(CancellationToken cancellationToken = default) =>
+        (await RunGatedCycleAsync(onlyIfRunning: false, cancellationToken).ConfigureAwait(false))!;
 
     /// <summary>
     /// Runs one cycle now if the manager is running (started and not stopping), under the same gate as every other
     /// cycle; returns null otherwise. For triggers from outside the loop (timer functions): a trigger that arrives
     /// while the host stops must not register the instance again after it has deregistered.
     /// </summary>
-    internal async Task<LeaseCycleResult?> RunCycleIfRunningAsync(CancellationToken cancellationToken)
+    internal Task<LeaseCycleResult?> RunCycleIfRunningAsync(CancellationToken cancellationToken) =>
+        RunGatedCycleAsync(onlyIfRunning: true, cancellationToken);
+
+    private async Task<LeaseCycleResult?> RunGatedCycleAsync(bool onlyIfRunning, CancellationToken cancellationToken)
     {
         await _cycleGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             // StopAsync clears _loop before it takes the gate, so a trigger queued behind its release sees it here.
-            return _loop is null ? null : await RunCycleCoreAsync(cancellationToken).ConfigureAwait(false);
+            return onlyIfRunning && _loop is null ? null : await RunCycleCoreAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
         {

@@ -82,6 +82,8 @@ public sealed class FleetJanitor : IAsyncDisposable
     private readonly SemaphoreSlim _sweepGate = new(1, 1);
     private JanitorSweep? _last;
     private ISessionDirectory? _assignmentSessions;
+    // What the last sweep published or found already published (only touched under the sweep gate).
+    private (long Version, string[] Live, IReadOnlyCollection<string> Active)? _lastChecked;
     private double _balanceEpsilon;
     private long _removedNodes;
     private long _removedLeases;
@@ -306,31 +308,41 @@ public sealed class FleetJanitor : IAsyncDisposable
 
     private async Task PublishAssignmentAsync(ISessionDirectory directory, string expected, FleetStatus status, IDatabase db, CancellationToken cancellationToken)
     {
-        var live = status.Nodes.Where(n => n.Live).Select(n => n.InstanceId).ToArray();
+        var live = status.Nodes.Where(n => n.Live).Select(n => n.InstanceId).Order(StringComparer.Ordinal).ToArray();
         if (live.Length == 0)
         {
             return;
         }
         var catalogVersion = await db.StringGetAsync(_keys.SessionsVersion).WaitAsync(cancellationToken).ConfigureAwait(false);
         var active = await directory.GetActiveSessionIdsAsync(catalogVersion.IsNull ? "" : catalogVersion.ToString(), cancellationToken).ConfigureAwait(false);
-        var (_, published, error) = await _assignments.ReadAsync(cancellationToken).ConfigureAwait(false);
+        // The published assignment is a fixed point: with the same fleet, the same sessions and nobody else having
+        // published since, computing it again returns it. Skip reading it (megabytes at 100,000 sessions) and the
+        // computation on such sweeps, which are most of them.
+        if (_lastChecked is { } last && ReferenceEquals(last.Active, active) && last.Live.SequenceEqual(live, StringComparer.Ordinal)
+            && last.Version == await _assignments.ReadVersionAsync(cancellationToken).ConfigureAwait(false))
+        {
+            return;
+        }
+        var (version, published, error) = await _assignments.ReadAsync(cancellationToken).ConfigureAwait(false);
         if (error is not null)
         {
-            AssignmentLog.Malformed(_logger, _election.InstanceId, -1, error);
+            AssignmentLog.Malformed(_logger, _election.InstanceId, version, error);
         }
         var next = BalancedAssignment.Compute(live, active, _balanceEpsilon, published?.Owners);
         var changed = next.Owners.Count(kv => published is null || !published.Owners.TryGetValue(kv.Key, out var was) || was != kv.Value);
         if (published is not null && changed == 0 && published.Owners.Count == next.Owners.Count)
         {
+            _lastChecked = (version, live, active);
             return;
         }
-        var version = await _assignments.PublishAsync(_election.Key, expected, next.Owners, cancellationToken).ConfigureAwait(false);
-        if (version is null)
+        var publishedVersion = await _assignments.PublishAsync(_election.Key, expected, next.Owners, cancellationToken).ConfigureAwait(false);
+        if (publishedVersion is null)
         {
             ElectionLog.JanitorFenced(_logger, _election.InstanceId);
             return;
         }
-        AssignmentLog.Published(_logger, _election.InstanceId, version.Value, live.Length, next.Count, changed);
+        _lastChecked = (publishedVersion.Value, live, active);
+        AssignmentLog.Published(_logger, _election.InstanceId, publishedVersion.Value, live.Length, next.Count, changed);
     }
 
     private async Task<IServer?> ServerAsync(IDatabase db)
