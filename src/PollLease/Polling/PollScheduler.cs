@@ -34,6 +34,7 @@ internal sealed class PollScheduler : IDisposable
     private readonly HashSet<Task> _running = [];
     private IReadOnlyDictionary<string, PollSession> _known = new Dictionary<string, PollSession>();
     private readonly WakeSignal _wake = new();
+    private long _passes;
 
     public PollScheduler(
         ILeaseView leases,
@@ -71,6 +72,9 @@ internal sealed class PollScheduler : IDisposable
         }
         await WhenIdleAsync().ConfigureAwait(false);
     }
+
+    /// <summary>Scheduling passes completed so far (tests wait on it instead of on time).</summary>
+    public long Passes => Interlocked.Read(ref _passes);
 
     /// <summary>Runs the next scheduling pass now instead of at the next tick (passes never overlap).</summary>
     public void Wake() => _wake.Set();
@@ -164,6 +168,7 @@ internal sealed class PollScheduler : IDisposable
                 _running.Add(task);
             }
         }
+        Interlocked.Increment(ref _passes);
     }
 
     private async Task PollOneAsync(PollSession session, LeaseSnapshot lease, long scheduledAt, Schedule schedule, CancellationToken stopping)

@@ -140,6 +140,8 @@ public abstract class PollLeaseHostTests(RedisFixture fixture)
         // A frozen clock: the poll loop's next tick never comes by itself, so only PollNow can start the poll.
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         using var host = await GenericTestHost.StartAsync(settings, services => services.AddSingleton<TimeProvider>(time));
+        var hosted = host.Services.GetRequiredService<global::PollLease.Hosting.PollLeaseHostedService>();
+        await Eventually.TrueAsync(() => hosted.PollPasses >= 1, Wait, "the poll loop's first pass is done");
 
         // Added after the poll loop's first pass; the lease cycle picks it up (the catalog version changed).
         await new SessionCatalog(fixture.Redis, prefix).AddAsync("late", "record", TimeSpan.FromSeconds(4));
