@@ -53,9 +53,6 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     private IReadOnlyCollection<string>? _activeSource;
     private string _catalogVersion = "";
     private bool _registered;
-    private string? _epoch;
-    /// <summary>End of the data-loss quarantine on the real monotonic clock (Redis counts it in real server time, whatever clock this manager is given); 0 for none.</summary>
-    private long _quarantineUntil;
     private int _consecutiveFailures;
     private CancellationTokenSource? _loopCts;
     private Task? _loop;
@@ -358,11 +355,9 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
                 return new LeaseAcquireResult(true, existing.Token, InstanceId);
             }
             var sent = _time.GetTimestamp();
-            var realSent = Stopwatch.GetTimestamp();
             var response = await _store.RunAsync(new CycleRequest(HeartbeatMode.None, [], [sessionId], []), _nodeMetadata)
                 .WaitAsync(_options.OperationTimeout, _time, cancellationToken).ConfigureAwait(false);
             var events = new List<LeaseEvent>();
-            ObserveEpoch(response, realSent);
             ApplyAcquired([sessionId], response, sent, events);
             Raise(events);
             var outcome = response.Acquire[0];
@@ -513,20 +508,17 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
             plan = _planner.Plan(new LeasePlanInput(InstanceId, _liveNodes, _activeSessions, _held.Keys.ToHashSet(StringComparer.Ordinal), heldElsewhere, handedOff, orphaned));
         }
         var release = TakeForRelease(plan.Release, events);
-        // Redis lost data a moment ago: the script would refuse every acquire, so none is sent until the quarantine ends.
-        IReadOnlyList<string> acquire = QuarantineLeft() > TimeSpan.Zero ? [] : plan.Acquire;
         lock (_lock)
         {
             renew = _held.Values.Select(e => (e.SessionId, e.Token)).ToList();
         }
 
         var sent = _time.GetTimestamp();
-        var realSent = Stopwatch.GetTimestamp();
         CycleResponse response;
         try
         {
             response = await _store.RunAsync(
-                    new CycleRequest(HeartbeatMode.Beat, renew, acquire, release.Select(r => (r.SessionId, r.Token)).ToList()),
+                    new CycleRequest(HeartbeatMode.Beat, renew, plan.Acquire, release.Select(r => (r.SessionId, r.Token)).ToList()),
                     _nodeMetadata)
                 .WaitAsync(_options.OperationTimeout, _time, cancellationToken).ConfigureAwait(false);
         }
@@ -579,8 +571,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         FollowHolders(response.HeartbeatExpiry);
 
         var renewed = ApplyRenewed(renew, response, sent, events);
-        ObserveEpoch(response, realSent);
-        var acquired = ApplyAcquired(acquire, response, sent, events);
+        var acquired = ApplyAcquired(plan.Acquire, response, sent, events);
         foreach (var group in release.GroupBy(r => r.Reason))
         {
             _metrics.Released(group.Key, group.Count());
@@ -599,11 +590,9 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     {
         try
         {
-            var realSent = Stopwatch.GetTimestamp();
             var response = await _store.RunAsync(new CycleRequest(HeartbeatMode.Register, [], [], []), _nodeMetadata)
                 .WaitAsync(_options.OperationTimeout, _time, cancellationToken).ConfigureAwait(false);
             _registered = true;
-            ObserveEpoch(response, realSent);
             _catalogVersion = response.CatalogVersion;
             Volatile.Write(ref _liveNodes, response.LiveNodes);
             return true;
@@ -693,31 +682,6 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
             LeaseLog.Failover(_logger, InstanceId, session, token, from);
         }
         return acquired;
-    }
-
-    /// <summary>
-    /// Follows the fleet's data epoch (<see cref="DataLossGuard"/>). A new epoch means Redis lost data: the leases
-    /// held here were checked by this very cycle's renewals (the vanished ones are lost), and nothing is acquired
-    /// until the quarantine the reply reports has passed, counted from when this request was sent.
-    /// </summary>
-    private void ObserveEpoch(CycleResponse response, long realSent)
-    {
-        if (response.Quarantine > TimeSpan.Zero)
-        {
-            Volatile.Write(ref _quarantineUntil, realSent + (long)(response.Quarantine.TotalSeconds * Stopwatch.Frequency));
-        }
-        var previous = _epoch;
-        _epoch = response.Epoch;
-        if (previous != response.Epoch && (previous is not null || response.Quarantine > TimeSpan.Zero))
-        {
-            LeaseLog.DataEpoch(_logger, InstanceId, previous ?? "", response.Epoch, response.Quarantine);
-        }
-    }
-
-    private TimeSpan QuarantineLeft()
-    {
-        var until = Volatile.Read(ref _quarantineUntil);
-        return until == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), until);
     }
 
     private void RememberForeign(string session, string value, TimeSpan remaining, CycleResponse response, long sent)
@@ -866,11 +830,6 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
                     earliest = Math.Min(earliest, f.ExpiresAt);
                 }
             }
-            var quarantine = QuarantineLeft();
-            if (quarantine > TimeSpan.Zero)
-            {
-                earliest = Math.Min(earliest, now + (long)(quarantine.TotalSeconds * _time.TimestampFrequency));
-            }
         }
         return _time.GetElapsedTime(now, Math.Max(earliest, now));
     }
@@ -903,9 +862,6 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
                 break;
             case "left":
                 UpdateLiveNodes(nodes => nodes.Where(n => n != sender).ToArray());
-                break;
-            case "epoch":
-                // Redis lost data: renew now, so leases that vanished are given up at once rather than at the next cycle.
                 break;
             case "assignment":
                 // The follower reloads and wakes the cycle once the new assignment is in.

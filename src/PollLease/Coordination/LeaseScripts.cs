@@ -7,22 +7,20 @@ internal static class LeaseScripts
     /// One round trip for a whole cycle: heartbeat (or register / deregister), renew R leases, try to acquire
     /// A leases, release L leases, and read back the live nodes, the catalog version and the server time.
     /// KEYS: [1] nodes zset, [2] node key, [3] sessions version, then R lease keys to renew, then A pairs
-    /// (lease key, fence key) to acquire, then L lease keys to release, then the epoch key (last).
+    /// (lease key, fence key) to acquire, then L lease keys to release.
     /// ARGV: [1] instance id, [2] lease TTL ms, [3] heartbeat TTL ms, [4] heartbeat mode (0 none, 1 beat,
     /// 2 register and announce, -1 deregister), [5] node metadata, [6] R, [7] A, [8] L, [9] events channel,
     /// [10] length of the lease key prefix, [11] the server time (ms) after which the call must do nothing
     /// (0: no limit), then R expected lease values, then L expected lease values.
     /// Returns { now ms, live node ids each followed by its heartbeat expiry (ms), renew failures only (pairs:
     /// 1-based index, then 0 when the lease is missing or the other holder's value; every lease not listed was
-    /// renewed: the common case costs no reply), A x { token or '', holder or '', pttl }, L release results (1 or 0), catalog version or '',
-    /// { epoch id, quarantine left in ms } }. While the quarantine lasts (<see cref="DataLossGuard"/>) nothing is
-    /// acquired: each acquire entry is { '', '', 0 }.
+    /// renewed: the common case costs no reply), A x { token or '', holder or '', pttl }, L release results (1 or 0), catalog version or '' }.
     /// Tokens are max(last fence + 1, server time ms): strictly increasing per session, and still
     /// increasing after Redis restarts with no data because server time has moved on.
     /// A call that reaches Redis after ARGV[11] fails with <c>LATE now</c> and changes nothing: its client has
     /// given up waiting, so a renew or an acquire it never hears of would hold sessions nobody polls.
     /// </summary>
-    public const string Cycle = DataLossGuard.Lua + """
+    public const string Cycle = """
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
         local notafter = tonumber(ARGV[11])
@@ -39,7 +37,6 @@ internal static class LeaseScripts
         local channel = ARGV[9]
         local plen = tonumber(ARGV[10])
         local mine = me .. '|'
-        local epoch, quarantine = epoch_guard(KEYS[#KEYS], channel, me, now, ttl)
         -- A lease or fence key of the wrong type (written by hand) must cost its own session, not abort the cycle.
         local function get(key)
           local value = redis.pcall('GET', key)
@@ -73,12 +70,7 @@ internal static class LeaseScripts
           local lease = KEYS[k + 2 * i - 1]
           local fence = KEYS[k + 2 * i]
           local cur = get(lease)
-          if quarantine > 0 then
-            -- Redis lost data a moment ago: an owner of a lease that vanished may still be polling.
-            acquired[3 * i - 2] = ''
-            acquired[3 * i - 1] = ''
-            acquired[3 * i] = 0
-          elseif cur and string.sub(cur, 1, #mine) ~= mine then
+          if cur and string.sub(cur, 1, #mine) ~= mine then
             acquired[3 * i - 2] = ''
             acquired[3 * i - 1] = cur
             acquired[3 * i] = redis.call('PTTL', lease)
@@ -113,6 +105,6 @@ internal static class LeaseScripts
         redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', now - hbttl))
         local live = redis.call('ZRANGEBYSCORE', KEYS[1], string.format('%d', now), '+inf', 'WITHSCORES')
         local version = redis.call('GET', KEYS[3]) or ''
-        return { now, live, renewed, acquired, released, version, { epoch, quarantine } }
+        return { now, live, renewed, acquired, released, version }
         """;
 }

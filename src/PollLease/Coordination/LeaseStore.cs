@@ -38,9 +38,7 @@ internal sealed record CycleResponse(
     AcquireOutcome[] Acquire,
     bool[] Released,
     string CatalogVersion,
-    IReadOnlyDictionary<string, long> HeartbeatExpiry,
-    string Epoch,
-    TimeSpan Quarantine);
+    IReadOnlyDictionary<string, long> HeartbeatExpiry);
 
 /// <summary>The Redis side of the lease cycle: builds the script call and reads its answer.</summary>
 internal sealed class LeaseStore
@@ -75,7 +73,7 @@ internal sealed class LeaseStore
         var r = request.Renew.Count;
         var a = request.Acquire.Count;
         var l = request.Release.Count;
-        var keys = new RedisKey[3 + r + 2 * a + l + 1];
+        var keys = new RedisKey[3 + r + 2 * a + l];
         var args = new RedisValue[11 + r + l];
         keys[0] = _keys.Nodes;
         keys[1] = _keys.Node(_instanceId);
@@ -97,7 +95,6 @@ internal sealed class LeaseStore
             args[v++] = LeaseValue.Format(_instanceId, token);
             keys[k++] = _keys.Lease(session);
         }
-        keys[k] = _keys.Epoch;
         args[0] = _instanceId;
         args[1] = _leaseTtlMs;
         args[2] = _heartbeatTtlMs;
@@ -171,9 +168,9 @@ internal sealed class LeaseStore
     private static CycleResponse Parse(RedisResult result, int r, int a, int l)
     {
         var top = (RedisResult[])result!;
-        if (top.Length != 7)
+        if (top.Length != 6)
         {
-            throw new InvalidOperationException($"Lease cycle script returned {top.Length} elements, expected 7.");
+            throw new InvalidOperationException($"Lease cycle script returned {top.Length} elements, expected 6.");
         }
         var now = (long)top[0];
         var liveRaw = (RedisResult[])top[1]!;
@@ -204,9 +201,8 @@ internal sealed class LeaseStore
             var token = acquireRaw[3 * i].ToString();
             var holder = acquireRaw[3 * i + 1].ToString();
             var pttl = (long)acquireRaw[3 * i + 2];
-            // No token and no holder: nothing was tried (the data-loss quarantine).
             acquire[i] = string.IsNullOrEmpty(token)
-                ? new AcquireOutcome(0, holder.Length == 0 ? null : holder, pttl > 0 ? TimeSpan.FromMilliseconds(pttl) : TimeSpan.Zero)
+                ? new AcquireOutcome(0, holder, pttl > 0 ? TimeSpan.FromMilliseconds(pttl) : TimeSpan.Zero)
                 : new AcquireOutcome(long.Parse(token, NumberStyles.None, CultureInfo.InvariantCulture), null, TimeSpan.Zero);
         }
 
@@ -216,7 +212,6 @@ internal sealed class LeaseStore
         {
             released[i] = (long)releaseRaw[i] == 1;
         }
-        var epoch = (RedisResult[])top[6]!;
-        return new CycleResponse(now, live, renew, acquire, released, top[5].ToString(), beats, epoch[0].ToString(), TimeSpan.FromMilliseconds((long)epoch[1]));
+        return new CycleResponse(now, live, renew, acquire, released, top[5].ToString(), beats);
     }
 }
