@@ -4,67 +4,6 @@ using StackExchange.Redis;
 
 namespace PollLease.Coordination;
 
-/// <summary>How a cycle touches this instance's registry entry (the heartbeat every lease it holds hangs on).</summary>
-internal enum HeartbeatMode
-{
-    /// <summary>No heartbeat: only for tools and tests acting on keys without being an instance.</summary>
-    None = 0,
-
-    /// <summary>Move the heartbeat on; report when it had already lapsed (then every lease held was given up).</summary>
-    Beat = 1,
-
-    /// <summary>Beat and announce <c>joined</c>.</summary>
-    Register = 2,
-
-    /// <summary>Release everything this instance's index names, leave the registry, announce <c>left</c>.</summary>
-    Deregister = -1,
-}
-
-/// <summary>A lease this instance holds, as a cycle sends it: its value is <c>instance|Token</c>.</summary>
-/// <param name="SessionId">The session.</param>
-/// <param name="Token">The fencing token it was acquired with.</param>
-/// <param name="PollStartMs">Server time (ms) of a poll start to record with it; 0 for none.</param>
-internal readonly record struct HeldLease(string SessionId, long Token, long PollStartMs = 0);
-
-/// <summary>One cycle's request. Every list is O(changes), never O(leases held): renewing is the heartbeat.</summary>
-/// <param name="Heartbeat">What happens to the registry entry.</param>
-/// <param name="Refresh">Leases whose safety expiry is moved on (a rolling slice) or whose poll start is recorded.</param>
-/// <param name="Acquire">Sessions to try to take.</param>
-/// <param name="Release">Leases to give back (compare value, then delete).</param>
-internal sealed record CycleRequest(
-    HeartbeatMode Heartbeat,
-    IReadOnlyList<HeldLease> Refresh,
-    IReadOnlyList<string> Acquire,
-    IReadOnlyList<HeldLease> Release);
-
-/// <summary>An attempt to acquire: a token, or the current holder's value and how long until it can be taken.</summary>
-/// <param name="Token">The new fencing token; 0 when not acquired.</param>
-/// <param name="Holder">The value found (normally <c>owner|token</c>); null when acquired.</param>
-/// <param name="HolderRemaining">Until the holder's heartbeat expires (or, for a value that is no lease, its PTTL).</param>
-/// <param name="PreviousPollMs">Server time (ms) the session's last poll started, by any owner; 0 when unknown.</param>
-internal readonly record struct AcquireOutcome(long Token, string? Holder, TimeSpan HolderRemaining, long PreviousPollMs);
-
-/// <summary>One cycle's answer, fields named as in <see cref="CycleScript.Out"/>.</summary>
-/// <param name="ServerTimeMs">Redis TIME when the script ran.</param>
-/// <param name="Lapsed">This instance's heartbeat had expired or was missing: every lease it held was deleted.</param>
-/// <param name="LiveNodes">Instances whose heartbeat is ahead of server time, sorted.</param>
-/// <param name="HeartbeatExpiry">Each live instance's heartbeat expiry (server ms): when its leases may be taken.</param>
-/// <param name="RefreshFailed">Per refreshed lease: null when still ours, else the value found ("" when missing).</param>
-/// <param name="Acquire">Per session asked for.</param>
-/// <param name="Released">Per lease released: true when Redis held it and deleted it.</param>
-/// <param name="Swept">Leases deleted through this instance's index (on a lapse or on deregistering).</param>
-/// <param name="CatalogVersion">The session catalog's version.</param>
-internal sealed record CycleResponse(
-    long ServerTimeMs,
-    bool Lapsed,
-    IReadOnlyList<string> LiveNodes,
-    IReadOnlyDictionary<string, long> HeartbeatExpiry,
-    string?[] RefreshFailed,
-    AcquireOutcome[] Acquire,
-    bool[] Released,
-    int Swept,
-    string CatalogVersion);
-
 /// <summary>
 /// The lease cycle's wire protocol in one place: the named KEYS, ARGV and reply fields, the per-session sections,
 /// the Lua that reads them by those names, the request builder and the reply parser. The Lua prelude is generated
@@ -368,36 +307,25 @@ internal static class CycleScript
         return lua.ToString();
     }
 
-    /// <summary>The fixed values of one instance's calls.</summary>
-    /// <param name="Keys">Key layout.</param>
-    /// <param name="InstanceId">This instance.</param>
-    /// <param name="LeaseTtlMs">Heartbeat length.</param>
-    /// <param name="HeartbeatTtlMs">Registry grace and metadata PX.</param>
-    /// <param name="KeyTtlMs">Safety PX of lease keys.</param>
-    /// <param name="Metadata">Node metadata JSON.</param>
-    public sealed record Context(RedisKeys Keys, string InstanceId, long LeaseTtlMs, long HeartbeatTtlMs, long KeyTtlMs, string Metadata);
-
     /// <summary>Builds KEYS and ARGV for <paramref name="request"/>.</summary>
-    public static (RedisKey[] Keys, RedisValue[] Args) Build(Context c, CycleRequest request, long notAfterMs)
+    public static (RedisKey[] Keys, RedisValue[] Args) Build(CycleContext c, CycleRequest request, long notAfterMs)
     {
         var keys = new RedisKey[KeysFixed + (RefreshKeys * request.Refresh.Count) + (AcquireKeys * request.Acquire.Count) + (ReleaseKeys * request.Release.Count)];
         var args = new RedisValue[ArgsFixed + (RefreshArgs * request.Refresh.Count) + (ReleaseArgs * request.Release.Count)];
-        keys[(int)Key.Nodes - 1] = c.Keys.Nodes;
-        keys[(int)Key.Node - 1] = c.Keys.Node(c.InstanceId);
-        keys[(int)Key.SessionsVersion - 1] = c.Keys.SessionsVersion;
-        keys[(int)Key.Held - 1] = c.Keys.Held(c.InstanceId);
-        args[(int)Arg.Instance - 1] = c.InstanceId;
-        args[(int)Arg.LeaseTtlMs - 1] = c.LeaseTtlMs;
-        args[(int)Arg.HeartbeatTtlMs - 1] = c.HeartbeatTtlMs;
-        args[(int)Arg.KeyTtlMs - 1] = c.KeyTtlMs;
-        args[(int)Arg.Mode - 1] = (int)request.Heartbeat;
-        args[(int)Arg.Metadata - 1] = c.Metadata;
-        args[(int)Arg.NotAfterMs - 1] = notAfterMs;
-        args[(int)Arg.Channel - 1] = c.Keys.Root + ":events";
-        args[(int)Arg.LeasePrefix - 1] = c.Keys.LeasePrefix;
-        args[(int)Arg.RefreshCount - 1] = request.Refresh.Count;
-        args[(int)Arg.AcquireCount - 1] = request.Acquire.Count;
-        args[(int)Arg.ReleaseCount - 1] = request.Release.Count;
+        foreach (var (key, value) in new (Key, RedisKey)[] { (Key.Nodes, c.Keys.Nodes), (Key.Node, c.Keys.Node(c.InstanceId)), (Key.SessionsVersion, c.Keys.SessionsVersion), (Key.Held, c.Keys.Held(c.InstanceId)) })
+        {
+            keys[(int)key - 1] = value;
+        }
+        foreach (var (arg, value) in new (Arg, RedisValue)[]
+        {
+            (Arg.Instance, c.InstanceId), (Arg.LeaseTtlMs, c.LeaseTtlMs), (Arg.HeartbeatTtlMs, c.HeartbeatTtlMs), (Arg.KeyTtlMs, c.KeyTtlMs),
+            (Arg.Mode, (int)request.Heartbeat), (Arg.Metadata, c.Metadata), (Arg.NotAfterMs, notAfterMs), (Arg.Channel, c.Keys.Root + ":events"),
+            (Arg.LeasePrefix, c.Keys.LeasePrefix), (Arg.RefreshCount, request.Refresh.Count), (Arg.AcquireCount, request.Acquire.Count),
+            (Arg.ReleaseCount, request.Release.Count),
+        })
+        {
+            args[(int)arg - 1] = value;
+        }
         int k = KeysFixed, a = ArgsFixed;
         foreach (var held in request.Refresh)
         {
@@ -458,19 +386,13 @@ internal static class CycleScript
         for (var i = 0; i < acquire.Length; i++)
         {
             var token = acquireRaw[4 * i].ToString();
-            var previous = acquireRaw[(4 * i) + 3].ToString();
-            var previousMs = long.TryParse(previous, NumberStyles.None, CultureInfo.InvariantCulture, out var ms) ? ms : 0;
+            var previousMs = long.TryParse(acquireRaw[(4 * i) + 3].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var ms) ? ms : 0;
             acquire[i] = string.IsNullOrEmpty(token)
                 ? new AcquireOutcome(0, acquireRaw[(4 * i) + 1].ToString(), TimeSpan.FromMilliseconds((long)acquireRaw[(4 * i) + 2]), 0)
                 : new AcquireOutcome(long.Parse(token, NumberStyles.None, CultureInfo.InvariantCulture), null, TimeSpan.Zero, previousMs);
         }
 
-        var releaseRaw = (RedisResult[])Field(Out.Released)!;
-        var released = new bool[request.Release.Count];
-        for (var i = 0; i < released.Length; i++)
-        {
-            released[i] = (long)releaseRaw[i] == 1;
-        }
+        var released = ((RedisResult[])Field(Out.Released)!).Select(r => (long)r == 1).ToArray();
         return new CycleResponse((long)Field(Out.ServerTimeMs), (long)Field(Out.Lapsed) == 1, live, beats, failed, acquire, released,
             (int)(long)Field(Out.Swept), Field(Out.CatalogVersion).ToString());
     }

@@ -7,6 +7,22 @@ namespace PollLease.Coordination;
 /// </summary>
 internal static class FleetEvents
 {
+    /// <summary>What another instance announced.</summary>
+    public enum Kind
+    {
+        /// <summary>It released the listed sessions.</summary>
+        Released,
+
+        /// <summary>It registered.</summary>
+        Joined,
+
+        /// <summary>It deregistered (its leases were deleted).</summary>
+        Left,
+
+        /// <summary>Its heartbeat had lapsed: its leases were deleted.</summary>
+        Reset,
+    }
+
     /// <summary>What the receiver should do after an event is applied.</summary>
     public enum Reaction
     {
@@ -29,24 +45,23 @@ internal static class FleetEvents
             return Reaction.None;
         }
         var sender = parts[1];
-        switch (parts[0])
+        if (parts[0] == "assignment")
         {
-            case "released" when parts.Length == 3:
-                table.Released(sender, parts[2].Split(','), now);
-                return Reaction.Wake;
-            case "joined":
-                table.Joined(sender);
-                return Reaction.Wake;
-            case "left":
-                table.Left(sender);
-                return Reaction.Wake;
-            case "reset":
-                table.Reset(sender);
-                return Reaction.Wake;
-            case "assignment":
-                return Reaction.Assignment;
-            default:
-                return Reaction.None;
+            return Reaction.Assignment;
         }
+        Kind? kind = parts[0] switch
+        {
+            "released" when parts.Length == 3 => Kind.Released,
+            "joined" => Kind.Joined,
+            "left" => Kind.Left,
+            "reset" => Kind.Reset,
+            _ => null,
+        };
+        if (kind is null)
+        {
+            return Reaction.None;
+        }
+        table.OnFleetEvent(kind.Value, sender, kind == Kind.Released ? parts[2].Split(',') : [], now);
+        return Reaction.Wake;
     }
 }

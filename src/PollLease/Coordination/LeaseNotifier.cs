@@ -26,6 +26,7 @@ internal sealed class LeaseNotifier(ILogger logger, LeaseMetrics metrics, string
                     LeaseLog.Lost(logger, instanceId, e.SessionId, e.Token, e.Reason ?? "");
                     break;
                 case LeaseEventKind.Released:
+                    metrics.Released(e.Reason ?? "", 1);
                     LeaseLog.Released(logger, instanceId, e.SessionId, e.Reason ?? "");
                     break;
             }
@@ -50,18 +51,14 @@ internal sealed class LeaseNotifier(ILogger logger, LeaseMetrics metrics, string
 
     public void CycleDuration(TimeSpan elapsed) => metrics.CycleDuration(elapsed);
 
-    /// <summary>Counts what a cycle changed.</summary>
-    public void Counted(CycleApplied applied, IReadOnlyList<LeaseEvent> events)
+    /// <summary>Counts what a cycle changed (losses and releases are counted as they are raised).</summary>
+    public void Counted(CycleApplied applied)
     {
         metrics.Acquired(applied.Acquired);
         foreach (var (session, token, from) in applied.Failovers)
         {
             metrics.Failover(from);
             LeaseLog.Failover(logger, instanceId, session, token, from);
-        }
-        foreach (var group in events.Where(e => e.Kind == LeaseEventKind.Released).GroupBy(e => e.Reason ?? ""))
-        {
-            metrics.Released(group.Key, group.Count());
         }
     }
 }

@@ -11,7 +11,7 @@ namespace PollLease.Coordination;
 internal sealed class LeaseStore
 {
     private readonly IConnectionMultiplexer _redis;
-    private readonly CycleScript.Context _context;
+    private readonly CycleContext _context;
     private readonly long _lateAfterMs;
     private readonly object _anchorLock = new();
     private long _anchorServerMs;
@@ -21,7 +21,7 @@ internal sealed class LeaseStore
     {
         _redis = redis;
         Keys = keys;
-        _context = new CycleScript.Context(keys, instanceId, (long)options.LeaseTtl.TotalMilliseconds,
+        _context = new CycleContext(keys, instanceId, (long)options.LeaseTtl.TotalMilliseconds,
             (long)options.HeartbeatTtl.TotalMilliseconds, (long)KeyTtl(options).TotalMilliseconds, metadata);
         // The caller's own timeout: a call executed later than this is one its caller has already counted as failed.
         // (A call executed in time whose answer is slower still is not caught here; the local deadline covers it.)

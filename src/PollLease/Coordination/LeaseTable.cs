@@ -23,15 +23,11 @@ internal sealed class LeaseTable
     private readonly TimeProvider _time;
     private readonly long _validity;
     private readonly long _keyValidity;
-    private readonly long _refreshPeriod;
     private readonly long _recheck;
     private readonly long _handoffWait;
-    private readonly double _cyclesPerRefresh;
-    private readonly Dictionary<string, Entry> _held = new(StringComparer.Ordinal);
-    private readonly Queue<(string Session, long Token)> _rotation = new();
-    private readonly HashSet<string> _reports = new(StringComparer.Ordinal);
-    private readonly HashSet<string> _retryAcquire = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, HeldLease> _retryRelease = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, HeldEntry> _held = new(StringComparer.Ordinal);
+    private readonly KeyRefresh _refresh;
+    private readonly RequestRetries _retries = new();
     private bool _closed;
     private readonly ForeignLeases _foreign;
     private long _beatValidUntil;
@@ -51,34 +47,18 @@ internal sealed class LeaseTable
         _validity = Ticks(options.LeaseTtl - options.SafetyMargin);
         var keyTtl = LeaseStore.KeyTtl(options);
         _keyValidity = Ticks(keyTtl - options.SafetyMargin);
-        _refreshPeriod = Ticks(keyTtl / 3);
         _recheck = Ticks(2 * options.LeaseTtl);
         _handoffWait = Ticks(options.RetryInterval);
-        _cyclesPerRefresh = (keyTtl / 3) / options.CycleInterval;
+        _refresh = new KeyRefresh(Ticks(keyTtl / 3), (keyTtl / 3) / options.CycleInterval, MaxRefreshPerCycle);
         _foreign = new ForeignLeases(time, options.LeaseTtl, malformed);
     }
 
     /// <summary>Live instances as of the last answer (or event), sorted.</summary>
     public IReadOnlyList<string> LiveNodes => Volatile.Read(ref _live);
 
-    public int Count
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _held.Count;
-            }
-        }
-    }
+    public int Count => Locked(() => _held.Count);
 
-    public LeaseState State(string session, long now)
-    {
-        lock (_lock)
-        {
-            return _held.TryGetValue(session, out var e) ? StateOf(e, now) : LeaseState.None;
-        }
-    }
+    public LeaseState State(string session, long now) => Locked(() => _held.TryGetValue(session, out var e) ? StateOf(e, now) : LeaseState.None);
 
     /// <summary>The lease when held and not lost.</summary>
     public bool TryGet(string session, long now, out LeaseSnapshot lease)
@@ -95,14 +75,9 @@ internal sealed class LeaseTable
         return false;
     }
 
-    public IReadOnlyList<LeaseSnapshot> Held(long now)
-    {
-        lock (_lock)
-        {
-            return _held.Values.Where(e => StateOf(e, now) is LeaseState.Owned or LeaseState.Uncertain)
-                .Select(e => Snapshot(e, now)).OrderBy(s => s.SessionId, StringComparer.Ordinal).ToArray();
-        }
-    }
+    public IReadOnlyList<LeaseSnapshot> Held(long now) => Locked(() => _held.Values
+        .Where(e => StateOf(e, now) is LeaseState.Owned or LeaseState.Uncertain)
+        .Select(e => Snapshot(e, now)).OrderBy(s => s.SessionId, StringComparer.Ordinal).ToArray());
 
     /// <summary>Drops every lease whose deadline passed (reason deadline).</summary>
     public void SweepDeadlines(long now, List<LeaseEvent> events)
@@ -140,28 +115,13 @@ internal sealed class LeaseTable
             {
                 if (_held.Remove(session, out var e))
                 {
-                    _reports.Remove(session);
+                    _refresh.Forget(session);
                     release.Add(new HeldLease(session, e.Token, ToServerMs(e.LastPoll)));
                     events.Add(Event(LeaseEventKind.Released, session, e.Token, reason));
                 }
             }
-            // A request whose answer never came may have acquired or released in Redis all the same. Its acquisitions
-            // would hang on this instance's heartbeat, held by nobody who polls; its releases would never happen. So
-            // both are sent again until an answer comes: acquiring a lease that is already ours only gives it a new token.
-            var acquire = plan.Acquire;
-            if (_retryAcquire.Count > 0)
-            {
-                var planned = new HashSet<string>(plan.Acquire, StringComparer.Ordinal);
-                acquire = [.. plan.Acquire, .. _retryAcquire.Where(x => !_held.ContainsKey(x) && !planned.Contains(x))];
-            }
-            foreach (var (session, held) in _retryRelease)
-            {
-                if (!release.Any(r => r.SessionId == session))
-                {
-                    release.Add(held);
-                }
-            }
-            return new CycleRequest(mode, NextRefresh(), acquire, release);
+            _retries.AddReleases(release);
+            return new CycleRequest(mode, _refresh.Next(_held, _time.GetTimestamp(), ToServerMs), _retries.Acquire(plan.Acquire, _held.ContainsKey), release);
         }
     }
 
@@ -176,11 +136,8 @@ internal sealed class LeaseTable
             var all = _held.Values.Select(e => new HeldLease(e.SessionId, e.Token, ToServerMs(e.LastPoll))).ToList();
             events.AddRange(all.Select(h => Event(LeaseEventKind.Released, h.SessionId, h.Token, reason)));
             _held.Clear();
-            _rotation.Clear();
-            _reports.Clear();
-            _retryAcquire.Clear();
-            all.AddRange(_retryRelease.Values.Where(r => !all.Any(a => a.SessionId == r.SessionId)));
-            _retryRelease.Clear();
+            _refresh.Clear();
+            _retries.AddReleases(all, clear: true);
             _closed = true;
             return all;
         }
@@ -198,11 +155,7 @@ internal sealed class LeaseTable
             {
                 return;
             }
-            _retryAcquire.UnionWith(request.Acquire);
-            foreach (var held in request.Release)
-            {
-                _retryRelease[held.SessionId] = held;
-            }
+            _retries.Failed(request);
             if (!_uncertain)
             {
                 _uncertain = true;
@@ -222,11 +175,7 @@ internal sealed class LeaseTable
                 // The instance stopped while this was in flight: its stop request sweeps whatever this acquired.
                 return new CycleApplied(0, 0, 0, false, []);
             }
-            _retryAcquire.ExceptWith(request.Acquire);
-            foreach (var held in request.Release)
-            {
-                _retryRelease.Remove(held.SessionId);
-            }
+            _retries.Answered(request);
             _anchorServerMs = response.ServerTimeMs;
             _anchorLocal = sent;
             var dropped = _live.Except(response.LiveNodes, StringComparer.Ordinal).Any();
@@ -241,7 +190,7 @@ internal sealed class LeaseTable
                     events.Add(Event(LeaseEventKind.Lost, e.SessionId, e.Token, LeaseReasons.HeartbeatLapsed));
                 }
                 _held.Clear();
-                _reports.Clear();
+                _refresh.Clear();
             }
             else if (request.Heartbeat is HeartbeatMode.Beat or HeartbeatMode.Register)
             {
@@ -266,13 +215,7 @@ internal sealed class LeaseTable
     }
 
     /// <summary>Accepts answers again (the instance starts).</summary>
-    public void Open()
-    {
-        lock (_lock)
-        {
-            _closed = false;
-        }
-    }
+    public void Open() => Locked(() => _closed = false);
 
     /// <summary>A poll of <paramref name="session"/> under <paramref name="token"/> started at <paramref name="at"/>.</summary>
     /// <param name="session">The session.</param>
@@ -289,7 +232,7 @@ internal sealed class LeaseTable
                 e.LastPoll = at;
                 if (record)
                 {
-                    _reports.Add(session);
+                    _refresh.Report(session);
                 }
             }
         }
@@ -305,33 +248,32 @@ internal sealed class LeaseTable
         }
     }
 
-    /// <summary>Another instance released these sessions: leave them to their preferred owner for a moment.</summary>
-    public void Released(string sender, IEnumerable<string> sessions, long now)
+    /// <summary>
+    /// Another instance announced on the events channel that it released <paramref name="sessions"/> (left to their
+    /// preferred owner for a moment), joined, left, or lost its heartbeat (its leases were deleted: forget them).
+    /// </summary>
+    public void OnFleetEvent(FleetEvents.Kind kind, string sender, IEnumerable<string> sessions, long now)
     {
         lock (_lock)
         {
-            _foreign.HandedOff(sender, sessions, now, now + _handoffWait);
+            if (kind == FleetEvents.Kind.Released)
+            {
+                _foreign.HandedOff(sender, sessions, now, now + _handoffWait);
+                return;
+            }
+            var live = kind switch
+            {
+                FleetEvents.Kind.Joined => _live.Contains(sender, StringComparer.Ordinal) ? _live : [.. _live, sender],
+                FleetEvents.Kind.Left => _live.Where(n => n != sender).ToArray(),
+                _ => _live,
+            };
+            Volatile.Write(ref _live, live.Order(StringComparer.Ordinal).ToArray());
+            if (kind is FleetEvents.Kind.Left or FleetEvents.Kind.Reset)
+            {
+                _foreign.Forget(sender);
+            }
         }
     }
-
-    /// <summary>Another instance's heartbeat lapsed and its leases were deleted: forget what it held.</summary>
-    public void Reset(string sender)
-    {
-        lock (_lock)
-        {
-            _foreign.Forget(sender);
-        }
-    }
-
-    public void Joined(string sender) => UpdateLive(nodes => nodes.Contains(sender, StringComparer.Ordinal) ? nodes : [.. nodes, sender]);
-
-    public void Left(string sender)
-    {
-        UpdateLive(nodes => nodes.Where(n => n != sender).ToArray());
-        Reset(sender);
-    }
-
-    public void SetLive(IReadOnlyList<string> live) => Volatile.Write(ref _live, live);
 
     /// <summary>How long to sleep: the sooner of <paramref name="delay"/>, the heartbeat deadline (so Lost is reported on
     /// time), the earliest foreign expiry (takeover then) and, when refreshes fell behind, now.</summary>
@@ -345,48 +287,12 @@ internal sealed class LeaseTable
                 earliest = Math.Min(earliest, _beatValidUntil);
             }
             earliest = Math.Min(earliest, _foreign.EarliestExpiry(now));
-            if (_rotation.TryPeek(out var head) && _held.TryGetValue(head.Session, out var e) && e.Token == head.Token
-                && e.KeyRefreshed + _refreshPeriod <= now)
+            if (_refresh.Overdue(_held, now))
             {
                 earliest = now;
             }
         }
         return _time.GetElapsedTime(now, Math.Max(earliest, now));
-    }
-
-    private List<HeldLease> NextRefresh()
-    {
-        var now = _time.GetTimestamp();
-        var refresh = new List<HeldLease>();
-        var picked = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var session in _reports)
-        {
-            var e = _held[session];
-            refresh.Add(new HeldLease(session, e.Token, ToServerMs(e.LastPoll)));
-            picked.Add(session);
-        }
-        // The slice: enough per cycle that every held key is refreshed once per refresh period, more when the head is
-        // overdue (cycles ran slower than planned), never more than the cap.
-        var quota = Math.Min(MaxRefreshPerCycle, (int)Math.Ceiling(_held.Count / _cyclesPerRefresh));
-        var budget = _rotation.Count;
-        while (budget-- > 0 && refresh.Count < MaxRefreshPerCycle && _rotation.TryPeek(out var head))
-        {
-            if (!_held.TryGetValue(head.Session, out var e) || e.Token != head.Token)
-            {
-                _rotation.Dequeue();
-                continue;
-            }
-            if (picked.Count >= quota + _reports.Count && e.KeyRefreshed + _refreshPeriod > now)
-            {
-                break;
-            }
-            _rotation.Enqueue(_rotation.Dequeue());
-            if (picked.Add(head.Session))
-            {
-                refresh.Add(new HeldLease(head.Session, e.Token));
-            }
-        }
-        return refresh;
     }
 
     private void ApplyRefresh(IReadOnlyList<HeldLease> refresh, string?[] failed, long sent, List<LeaseEvent> events)
@@ -404,12 +310,12 @@ internal sealed class LeaseTable
                 e.KeyValidUntil = sent + _keyValidity;
                 if (item.PollStartMs != 0 && item.PollStartMs == ToServerMs(e.LastPoll))
                 {
-                    _reports.Remove(item.SessionId);
+                    _refresh.Forget(item.SessionId);
                 }
                 continue;
             }
             _held.Remove(item.SessionId);
-            _reports.Remove(item.SessionId);
+            _refresh.Forget(item.SessionId);
             var found = failed[i]!;
             if (found.Length > 0)
             {
@@ -438,13 +344,13 @@ internal sealed class LeaseTable
             {
                 failovers.Add((session, outcome.Token, from));
             }
-            _held[session] = new Entry(session, outcome.Token, _time.GetUtcNow())
+            _held[session] = new HeldEntry(session, outcome.Token, _time.GetUtcNow())
             {
                 KeyRefreshed = sent,
                 KeyValidUntil = sent + _keyValidity,
                 PreviousPoll = outcome.PreviousPollMs > 0 ? ToLocal(outcome.PreviousPollMs) : 0,
             };
-            _rotation.Enqueue((session, outcome.Token));
+            _refresh.Add(session, outcome.Token);
             acquired++;
             events.Add(Event(LeaseEventKind.Acquired, session, outcome.Token, null));
         }
@@ -453,18 +359,18 @@ internal sealed class LeaseTable
 
     private static string Holder(string? value) => LeaseValue.TryParse(value, out var owner, out _) ? owner : value ?? "";
 
-    private void UpdateLive(Func<IReadOnlyList<string>, IReadOnlyList<string>> change)
+    private T Locked<T>(Func<T> read)
     {
         lock (_lock)
         {
-            Volatile.Write(ref _live, change(_live).Order(StringComparer.Ordinal).ToArray());
+            return read();
         }
     }
 
-    private LeaseState StateOf(Entry e, long now) =>
+    private LeaseState StateOf(HeldEntry e, long now) =>
         now >= Math.Min(_beatValidUntil, e.KeyValidUntil) ? LeaseState.Lost : _uncertain ? LeaseState.Uncertain : LeaseState.Owned;
 
-    private LeaseSnapshot Snapshot(Entry e, long now) =>
+    private LeaseSnapshot Snapshot(HeldEntry e, long now) =>
         new(e.SessionId, e.Token, StateOf(e, now), _time.GetElapsedTime(now, Math.Max(now, Math.Min(_beatValidUntil, e.KeyValidUntil))), e.AcquiredAt);
 
     private LeaseEvent Event(LeaseEventKind kind, string session, long token, string? reason) =>
@@ -477,32 +383,4 @@ internal sealed class LeaseTable
     private long ToLocal(long serverMs) => _anchorLocal + Ticks(TimeSpan.FromMilliseconds(serverMs - _anchorServerMs));
 
     private long Ticks(TimeSpan span) => (long)(span.TotalSeconds * _time.TimestampFrequency);
-
-    private sealed class Entry(string sessionId, long token, DateTimeOffset acquiredAt)
-    {
-        public string SessionId { get; } = sessionId;
-
-        public long Token { get; } = token;
-
-        public DateTimeOffset AcquiredAt { get; } = acquiredAt;
-
-        /// <summary>Send time of the last request that moved the key's safety expiry on.</summary>
-        public long KeyRefreshed { get; set; }
-
-        public long KeyValidUntil { get; set; }
-
-        /// <summary>When this instance last started a poll of it (0: never).</summary>
-        public long LastPoll { get; set; }
-
-        /// <summary>When the session's previous poll (by any owner) started, read at acquisition (0: unknown).</summary>
-        public long PreviousPoll { get; set; }
-    }
 }
-
-/// <summary>What applying one reply changed.</summary>
-/// <param name="Acquired">Leases acquired.</param>
-/// <param name="Renewed">Leases kept by the heartbeat.</param>
-/// <param name="Lost">Leases lost.</param>
-/// <param name="NodeDropped">An instance left the live view (its sessions are free: plan again now).</param>
-/// <param name="Failovers">Sessions taken from a holder that stopped heartbeating without releasing.</param>
-internal sealed record CycleApplied(int Acquired, int Renewed, int Lost, bool NodeDropped, IReadOnlyList<(string Session, long Token, string From)> Failovers);

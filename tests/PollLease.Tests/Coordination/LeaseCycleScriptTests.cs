@@ -16,7 +16,7 @@ public abstract class LeaseCycleScriptTests(RedisFixture fixture)
     public async Task A_call_that_reaches_redis_after_its_deadline_fails_with_late_and_writes_nothing()
     {
         var keys = new RedisKeys(_prefix);
-        var context = new CycleScript.Context(keys, "late-node", 3000, 3000, 360_000, "{}");
+        var context = new CycleContext(keys, "late-node", 3000, 3000, 360_000, "{}");
         // Register and acquire, with a deadline long past (1 ms after the epoch).
         var (k, args) = CycleScript.Build(context, new CycleRequest(HeartbeatMode.Register, [], ["s1"], []), notAfterMs: 1);
 
