@@ -174,6 +174,14 @@ public sealed class PollSchedulerTests : IDisposable
 
         public Task<bool> IsOwnedStrictAsync(string sessionId, CancellationToken cancellationToken) =>
             Task.FromResult(_leases.TryGetValue(sessionId, out var l) && l.State == LeaseState.Owned);
+
+        public ConcurrentQueue<(string Session, long Token, long At, bool Record)> Started { get; } = new();
+
+        public ConcurrentDictionary<(string, long), long> Previous { get; } = new();
+
+        public void PollStarted(string sessionId, long token, long at, bool record) => Started.Enqueue((sessionId, token, at, record));
+
+        public bool TryGetPreviousPoll(string sessionId, long token, out long at) => Previous.TryGetValue((sessionId, token), out at);
     }
 
     private sealed class RecordingHandler : IPollHandler
