@@ -30,7 +30,11 @@ internal static class LeaseTestHost
     /// </summary>
     public static LeaseManager Create(IConnectionMultiplexer redis, PollLeaseOptions options, ISessionDirectory sessions, TimeProvider? time = null)
     {
-        DataLossGuard.EstablishNewFleetAsync(redis.GetDatabase(), new RedisKeys(options.KeyPrefix)).GetAwaiter().GetResult();
+        NewFleetAsync(redis, options.KeyPrefix).GetAwaiter().GetResult();
         return new(redis, options, sessions, time);
     }
+
+    /// <summary>Starts the first epoch of a fleet the test has just made up (a new prefix): no quarantine at its first start.</summary>
+    public static Task NewFleetAsync(IConnectionMultiplexer redis, string prefix) =>
+        DataLossGuard.EstablishNewFleetAsync(redis.GetDatabase(), new RedisKeys(prefix));
 }
