@@ -147,7 +147,9 @@ public sealed class DataLossTests(ITestOutputHelper output)
 
         // Fleet A's master dies while its replica is behind; the cluster promotes the replica. Fleet B is untouched.
         await runA.SnapshotAsync();
-        var replica = (await cluster.NodesAsync()).Single(n => n.MasterId == shardA.Id);
+        // Looked up again: on a loaded machine the cluster may already have swapped a master and its replica.
+        shardA = await cluster.MasterOfAsync(a);
+        var replica = await cluster.ReplicaOfAsync(shardA);
         await ReplicaLag.CutOffAsync(cluster.Child(replica), db, "{" + a + "}:ballast");
         runA.Note($"replica {replica.Port} cut off for {ReplicaBehind.TotalSeconds:0.0} s");
         await Task.Delay(ReplicaBehind);

@@ -66,7 +66,7 @@ public sealed record ClusterNode(string Id, int Port, bool IsMaster, string? Mas
 public sealed class RedisClusterChildren : IAsyncDisposable
 {
     /// <summary>How long a silent master stays a master: short, so a killed one is replaced within a few seconds.</summary>
-    public static readonly TimeSpan NodeTimeout = TimeSpan.FromSeconds(2);
+    public static readonly TimeSpan NodeTimeout = TimeSpan.FromSeconds(3);
 
     private readonly List<RedisChild> _nodes;
 
@@ -95,6 +95,8 @@ public sealed class RedisClusterChildren : IAsyncDisposable
                     "--cluster-config-file", "nodes.conf",
                     "--cluster-node-timeout", ((int)NodeTimeout.TotalMilliseconds).ToString(CultureInfo.InvariantCulture),
                     "--cluster-port", RedisChild.FreePort().ToString(CultureInfo.InvariantCulture),
+                    // The other shards keep serving while one has no master (the default stops the whole cluster).
+                    "--cluster-require-full-coverage", "no",
                 ]));
             }
             var args = new List<string> { "--cluster", "create" };
@@ -163,6 +165,14 @@ public sealed class RedisClusterChildren : IAsyncDisposable
         var port = _nodes.First(n => n.IsRunning).Port;
         var slot = (int)(long)(await RedisAdmin.ExecuteAsync(port, "CLUSTER", "KEYSLOT", "{" + prefix + "}"));
         return (await NodesAsync()).Single(n => n.IsMaster && n.Owns(slot));
+    }
+
+    /// <summary>The replica of <paramref name="master"/>.</summary>
+    public async Task<ClusterNode> ReplicaOfAsync(ClusterNode master)
+    {
+        var nodes = await NodesAsync();
+        return nodes.SingleOrDefault(n => n.MasterId == master.Id)
+            ?? throw new InvalidOperationException($"Master {master.Port} has no connected replica: {string.Join("; ", nodes)}");
     }
 
     public RedisChild Child(ClusterNode node) => _nodes.Single(n => n.Port == node.Port);
