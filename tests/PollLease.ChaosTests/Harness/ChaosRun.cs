@@ -9,7 +9,7 @@ using Xunit.Abstractions;
 namespace PollLease.ChaosTests.Harness;
 
 /// <summary>
-/// One chaos run: a redis-server child, a catalog of sessions with the <c>record</c> handler, `pollctl run`
+/// One chaos run: a Redis server child (redis-server, else `pollctl server`), a catalog of sessions with the <c>record</c> handler, `pollctl run`
 /// children joining and leaving, and the snapshots of every session's message log the checker reads.
 /// </summary>
 public sealed class ChaosRun : IAsyncDisposable
@@ -66,7 +66,7 @@ public sealed class ChaosRun : IAsyncDisposable
         var ids = Enumerable.Range(0, sessions).Select(i => $"chaos-{i:D3}").ToArray();
         var run = new ChaosRun(output, redis, admin, prefix, ids);
         await run.LoadCatalogAsync();
-        run.Note($"redis-server on port {redis.Port}, prefix {prefix}, {sessions} sessions every {Interval.TotalSeconds:0} s, lease TTL {LeaseTtl.TotalSeconds:0} s");
+        run.Note($"{redis.Kind} on port {redis.Port}, prefix {prefix}, {sessions} sessions every {Interval.TotalSeconds:0} s, lease TTL {LeaseTtl.TotalSeconds:0} s");
         return run;
     }
 
