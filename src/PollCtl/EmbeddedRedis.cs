@@ -48,7 +48,15 @@ internal sealed class EmbeddedRedis : IDisposable
         {
             throw new PollCtlException($"no Redis configured and nothing listening at {local}: pass --redis <connection> or set POLL_REDIS");
         }
-        var server = new GarnetServer(new GarnetServerOptions
+        var server = StartGarnet(port);
+        return new EmbeddedRedis(local + ",abortConnect=false", $"embedded Garnet at {local}", server);
+    }
+
+    /// <summary>Starts Garnet with Lua on 127.0.0.1:<paramref name="port"/>, in memory only.</summary>
+    /// <exception cref="PollCtlException">The port is taken or the server cannot start.</exception>
+    public static GarnetServer StartGarnet(int port)
+    {
+        var options = new GarnetServerOptions
         {
             EndPoints = [new IPEndPoint(IPAddress.Loopback, port)],
             EnableLua = true,
@@ -57,7 +65,8 @@ internal sealed class EmbeddedRedis : IDisposable
             LuaTransactionMode = true,
             QuietMode = true,
             LuaOptions = new LuaOptions(null),
-        });
+        };
+        var server = new GarnetServer(options);
         try
         {
             server.Start();
@@ -65,9 +74,9 @@ internal sealed class EmbeddedRedis : IDisposable
         catch (Exception e) when (e is System.Net.Sockets.SocketException or InvalidOperationException)
         {
             server.Dispose();
-            throw new PollCtlException($"could not start the embedded Garnet server on {local}: {e.Message}");
+            throw new PollCtlException($"could not start the embedded Garnet server on 127.0.0.1:{port}: {e.Message}");
         }
-        return new EmbeddedRedis(local + ",abortConnect=false", $"embedded Garnet at {local}", server);
+        return server;
     }
 
     public static string Endpoints(string connectionString)

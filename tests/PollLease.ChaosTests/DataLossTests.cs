@@ -1,4 +1,5 @@
 using PollLease.ChaosTests.Harness;
+using PollLease.Tests.Infrastructure;
 using StackExchange.Redis;
 using Xunit.Abstractions;
 
@@ -68,7 +69,7 @@ public sealed class DataLossTests(ITestOutputHelper output)
         run.Note($"longest recovery {longestRecovery.TotalSeconds:0.00} s (lease TTL {ChaosRun.LeaseTtl.TotalSeconds:0} s)");
     }
 
-    [Fact]
+    [RedisServerFact("replication: a replica started with --replicaof and promoted with REPLICAOF NO ONE")]
     public async Task Master_killed_and_a_replica_that_missed_writes_promoted_the_fleet_follows_without_a_second_poller()
     {
         await using var topology = await ReplicatedRedis.StartAsync();
@@ -99,7 +100,7 @@ public sealed class DataLossTests(ITestOutputHelper output)
         await CheckAsync(run, from, LossGapBound + ReplicaBehind + TimeSpan.FromSeconds(2));
     }
 
-    [Fact]
+    [RedisServerFact("Redis Cluster: six redis-server nodes joined by redis-cli --cluster create")]
     public async Task Redis_cluster_two_fleets_on_their_own_shards_work_unchanged_and_survive_a_master_failover()
     {
         await using var cluster = await RedisClusterChildren.StartAsync();

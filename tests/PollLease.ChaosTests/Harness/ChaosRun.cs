@@ -9,7 +9,7 @@ using Xunit.Abstractions;
 namespace PollLease.ChaosTests.Harness;
 
 /// <summary>
-/// One chaos run: a redis-server child, a catalog of sessions with the <c>record</c> handler, `pollctl run`
+/// One chaos run: a Redis server child (redis-server, else `pollctl server`), a catalog of sessions with the <c>record</c> handler, `pollctl run`
 /// children joining and leaving, and the snapshots of every session's message log the checker reads.
 /// </summary>
 public sealed class ChaosRun : IAsyncDisposable
@@ -69,7 +69,7 @@ public sealed class ChaosRun : IAsyncDisposable
     {
         var redis = await RedisChild.StartAsync();
         var run = await StartAsync(output, redis, redis.ConnectionString, "chaos" + Guid.NewGuid().ToString("N")[..8], sessions);
-        run.Note($"redis-server on port {redis.Port}");
+        run.Note($"{redis.Kind} on port {redis.Port}");
         return run;
     }
 

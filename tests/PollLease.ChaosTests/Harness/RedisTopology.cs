@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using PollLease.Tests.Infrastructure;
 using StackExchange.Redis;
 
 namespace PollLease.ChaosTests.Harness;
@@ -276,7 +277,8 @@ public static class RedisAdmin
 
     public static async Task<(int ExitCode, string Output)> RunCliAsync(IEnumerable<string> args, TimeSpan timeout)
     {
-        var cli = Path.Combine(Path.GetDirectoryName(RedisChild.Executable())!, "redis-cli");
+        var server = RedisServerBinary.Find() ?? throw new InvalidOperationException($"redis-cli comes with redis-server: {RedisServerBinary.MissingReason}.");
+        var cli = Path.Combine(Path.GetDirectoryName(server)!, "redis-cli");
         var info = new ProcessStartInfo(cli) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args)
         {
