@@ -41,8 +41,7 @@ public sealed class DataLossTests(ITestOutputHelper output)
         // second poller all but certain without a guard. The catalog is put back as it was (same keys, same
         // version) in the same step, as for a fleet whose sessions do not come from Redis: a catalog that
         // vanished would make every owner drop its sessions and hide the race.
-        var catalog = await DumpCatalogAsync(run);
-        object[] restore = [FlushAndRestore, catalog.Length, .. catalog.Select(c => (object)c.Key), .. catalog.Select(c => (object)c.Dump)];
+        var restore = await CatalogRestoreAsync(run);
         var longestRecovery = TimeSpan.Zero;
         for (var i = 0; i < 4; i++)
         {
@@ -57,7 +56,7 @@ public sealed class DataLossTests(ITestOutputHelper output)
             {
                 await run.Redis.RestartEmptyAsync();
                 await RedisAdmin.ExecuteAsync(run.Redis.Port, "EVAL", restore);
-                run.Note($"redis-server restarted empty, catalog restored {(DateTimeOffset.UtcNow - lost).TotalSeconds:0.00} s after the kill");
+                run.Note($"{run.Redis.Kind} restarted empty, catalog restored {(DateTimeOffset.UtcNow - lost).TotalSeconds:0.00} s after the kill");
             }
             await run.WaitAllPolledSinceAsync(DateTimeOffset.UtcNow, Settle);
             var recovery = DateTimeOffset.UtcNow - lost;
@@ -172,27 +171,40 @@ public sealed class DataLossTests(ITestOutputHelper output)
         await CheckAsync(runB, from, ChaosRun.GapBound);
     }
 
-    /// <summary>Empties the server and restores the given keys (KEYS) from their DUMPs (ARGV), atomically.</summary>
+    /// <summary>
+    /// Empties the server and writes the catalog back, atomically: KEYS the session set, the version counter, then
+    /// each session's hash; ARGV the version, then per session hash its field count and its fields and values.
+    /// </summary>
     private const string FlushAndRestore = """
         redis.call('FLUSHALL')
-        for i = 1, #KEYS do
-          redis.call('RESTORE', KEYS[i], 0, ARGV[i])
+        redis.call('SET', KEYS[2], ARGV[1])
+        local a = 2
+        for i = 3, #KEYS do
+          local n = tonumber(ARGV[a])
+          for j = 1, n do
+            redis.call('HSET', KEYS[i], ARGV[a + 2 * j - 1], ARGV[a + 2 * j])
+          end
+          a = a + 2 * n + 1
+          redis.call('SADD', KEYS[1], string.sub(KEYS[i], #KEYS[1] + 1))
         end
         return #KEYS
         """;
 
-    /// <summary>DUMPs of the run's catalog keys: the session set, its version and every session's hash.</summary>
-    private static async Task<(string Key, byte[] Dump)[]> DumpCatalogAsync(ChaosRun run)
+    /// <summary>The EVAL arguments of <see cref="FlushAndRestore"/> for the run's catalog as it is now.</summary>
+    private static async Task<object[]> CatalogRestoreAsync(ChaosRun run)
     {
         var db = run.Admin.GetDatabase();
         var root = "{" + run.Prefix + "}";
-        var keys = new[] { root + ":sessions", root + ":sessions:version" }.Concat(run.Sessions.Select(s => root + ":session:" + s));
-        var dumps = new List<(string, byte[])>();
-        foreach (var key in keys)
+        var keys = new List<object> { root + ":sessions", root + ":sessions:version" };
+        var args = new List<object> { (string?)await db.StringGetAsync(root + ":sessions:version") ?? "0" };
+        foreach (var session in run.Sessions)
         {
-            dumps.Add((key, await db.KeyDumpAsync(key) ?? throw new InvalidOperationException($"{key} is missing: the catalog is not where this test expects it.")));
+            var fields = await db.HashGetAllAsync(root + ":session:" + session);
+            keys.Add(root + ":session:" + session);
+            args.Add(fields.Length);
+            args.AddRange(fields.SelectMany(f => new object[] { (string)f.Name!, (string)f.Value! }));
         }
-        return [.. dumps];
+        return [FlushAndRestore, keys.Count, .. keys, .. args];
     }
 
     /// <summary>The chaos checker's figures (fenced log and poll logs) plus duplicate owners by the poll logs alone.</summary>
