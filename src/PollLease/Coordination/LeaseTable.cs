@@ -34,6 +34,7 @@ internal sealed class LeaseTable
     private bool _uncertain;
     private long _anchorServerMs;
     private long _anchorLocal;
+    private bool _anchored;
     private IReadOnlyList<string> _live = [];
 
     /// <param name="self">This instance's id.</param>
@@ -156,6 +157,10 @@ internal sealed class LeaseTable
                 return;
             }
             _retries.Failed(request);
+            foreach (var item in request.Refresh.Where(r => r.PollStartMs != 0 && _held.TryGetValue(r.SessionId, out var e) && e.Token == r.Token))
+            {
+                _refresh.Report(item.SessionId); // not recorded: send it again
+            }
             if (!_uncertain)
             {
                 _uncertain = true;
@@ -178,6 +183,7 @@ internal sealed class LeaseTable
             _retries.Answered(request);
             _anchorServerMs = response.ServerTimeMs;
             _anchorLocal = sent;
+            _anchored = true;
             var dropped = _live.Except(response.LiveNodes, StringComparer.Ordinal).Any();
             Volatile.Write(ref _live, response.LiveNodes);
             _foreign.FollowHolders(response.HeartbeatExpiry);
@@ -243,8 +249,9 @@ internal sealed class LeaseTable
     {
         lock (_lock)
         {
-            at = _held.TryGetValue(session, out var e) && e.Token == token ? e.PreviousPoll : 0;
-            return at != 0;
+            var previous = _held.TryGetValue(session, out var e) && e.Token == token ? e.PreviousPoll : null;
+            at = previous.GetValueOrDefault();
+            return previous.HasValue;
         }
     }
 
@@ -308,10 +315,6 @@ internal sealed class LeaseTable
             {
                 e.KeyRefreshed = sent;
                 e.KeyValidUntil = sent + _keyValidity;
-                if (item.PollStartMs != 0 && item.PollStartMs == ToServerMs(e.LastPoll))
-                {
-                    _refresh.Forget(item.SessionId);
-                }
                 continue;
             }
             _held.Remove(item.SessionId);
@@ -348,7 +351,7 @@ internal sealed class LeaseTable
             {
                 KeyRefreshed = sent,
                 KeyValidUntil = sent + _keyValidity,
-                PreviousPoll = outcome.PreviousPollMs > 0 ? ToLocal(outcome.PreviousPollMs) : 0,
+                PreviousPoll = outcome.PreviousPollMs > 0 ? ToLocal(outcome.PreviousPollMs) : null,
             };
             _refresh.Add(session, outcome.Token);
             acquired++;
@@ -377,8 +380,8 @@ internal sealed class LeaseTable
         new(kind, _self, session, token, reason, _time.GetUtcNow());
 
     /// <summary>Server ms of a local timestamp, from the last answer's server time and send time; 0 for 0 or no answer yet.</summary>
-    private long ToServerMs(long local) =>
-        local == 0 || _anchorLocal == 0 ? 0 : _anchorServerMs + (long)_time.GetElapsedTime(_anchorLocal, local).TotalMilliseconds;
+    private long ToServerMs(long? local) =>
+        local is not { } at || !_anchored ? 0 : _anchorServerMs + (long)_time.GetElapsedTime(_anchorLocal, at).TotalMilliseconds;
 
     private long ToLocal(long serverMs) => _anchorLocal + Ticks(TimeSpan.FromMilliseconds(serverMs - _anchorServerMs));
 
