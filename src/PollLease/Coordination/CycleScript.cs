@@ -350,8 +350,9 @@ internal static class CycleScript
         return (keys, args);
     }
 
-    /// <summary>Runs the script (EVALSHA, EVAL on NOSCRIPT).</summary>
-    public static Task<RedisResult> EvaluateAsync(IDatabaseAsync db, RedisKey[] keys, RedisValue[] args) => Script.EvaluateAsync(db, keys, args);
+    /// <summary>Runs the script (EVALSHA, EVAL on NOSCRIPT), each command issued through <paramref name="enqueue"/>.</summary>
+    public static Task<RedisResult> EvaluateAsync(IDatabaseAsync db, RedisKey[] keys, RedisValue[] args, Func<Func<Task<RedisResult>>, Task<RedisResult>> enqueue) =>
+        Script.EvaluateAsync(db, keys, args, enqueue);
 
     /// <summary>Reads the reply of <paramref name="request"/>; throws on a reply of the wrong shape.</summary>
     public static CycleResponse Parse(RedisResult result, CycleRequest request)
