@@ -182,11 +182,7 @@ internal static class CycleScript
           local cur = get(lease)
           if cur == expected then
             redis.call('PEXPIRE', lease, keyttl)
-            if polledAt ~= '' then
-              redis.call('SET', polled, polledAt, 'PX', keyttl)
-            else
-              redis.call('PEXPIRE', polled, keyttl)
-            end
+            if polledAt ~= '' then redis.call('SET', polled, polledAt, 'PX', keyttl) end
           else
             failed[#failed + 1] = i
             failed[#failed + 1] = cur or 0

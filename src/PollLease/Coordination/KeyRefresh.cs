@@ -18,6 +18,9 @@ internal sealed class HeldEntry(string sessionId, long token, DateTimeOffset acq
     /// <summary>When this instance last started a poll of it (null: never).</summary>
     public long? LastPoll { get; set; }
 
+    /// <summary>When the last start recorded in Redis began (null: none yet).</summary>
+    public long? Recorded { get; set; }
+
     /// <summary>When the session's previous poll (by any owner) started, read at acquisition (null: unknown).</summary>
     public long? PreviousPoll { get; set; }
 }

@@ -50,7 +50,7 @@ internal sealed class LeaseTable
         _keyValidity = Ticks(keyTtl - options.SafetyMargin);
         _recheck = Ticks(2 * options.LeaseTtl);
         _handoffWait = Ticks(options.RetryInterval);
-        _refresh = new KeyRefresh(Ticks(keyTtl / 3), (keyTtl / 3) / options.CycleInterval, MaxRefreshPerCycle);
+        _refresh = new KeyRefresh(Ticks(keyTtl / 2), (keyTtl / 2) / options.CycleInterval, MaxRefreshPerCycle);
         _foreign = new ForeignLeases(time, options.LeaseTtl, malformed);
     }
 
@@ -236,8 +236,10 @@ internal sealed class LeaseTable
             if (_held.TryGetValue(session, out var e) && e.Token == token)
             {
                 e.LastPoll = at;
-                if (record)
+                // The recorded start has the keys' safety expiry too: recorded again well before it could lapse.
+                if (record || e.Recorded is not { } recorded || at - recorded > _keyValidity / 2)
                 {
+                    e.Recorded = at;
                     _refresh.Report(session);
                 }
             }

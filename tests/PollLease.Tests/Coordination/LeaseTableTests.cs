@@ -119,7 +119,7 @@ public sealed class LeaseTableTests
         var sessions = Enumerable.Range(0, 1000).Select(i => $"s{i:D4}").ToList();
         Cycle(new LeasePlan(sessions, []));
         var keyTtl = LeaseStore.KeyTtl(_options);
-        var perCycle = (int)Math.Ceiling(1000 / ((keyTtl / 3) / _options.CycleInterval));
+        var perCycle = (int)Math.Ceiling(1000 / ((keyTtl / 2) / _options.CycleInterval));
 
         var seen = new HashSet<string>();
         var cycles = 0;
@@ -132,7 +132,7 @@ public sealed class LeaseTableTests
             cycles++;
         }
         Assert.Equal(1000, seen.Count);
-        Assert.InRange(cycles * _options.CycleInterval, TimeSpan.Zero, keyTtl / 3 + _options.CycleInterval);
+        Assert.InRange(cycles * _options.CycleInterval, TimeSpan.Zero, keyTtl / 2 + _options.CycleInterval);
 
         _time.Advance(_options.CycleInterval);
         var (failed, applied) = Cycle(new LeasePlan([], []), r => Answer(r, refreshFailed: h => h.SessionId == r.Refresh[0].SessionId ? "other|9" : null));
