@@ -198,11 +198,7 @@ internal static class CycleScript
           local cur = get(lease)
           if cur == expected then
             redis.call('PEXPIRE', lease, keyttl)
-            if polledAt ~= '' then
-              redis.call('SET', polled, polledAt, 'PX', keyttl)
-            else
-              redis.call('PEXPIRE', polled, keyttl)
-            end
+            if polledAt ~= '' then redis.call('SET', polled, polledAt, 'PX', keyttl) end
           else
             failed[#failed + 1] = i
             failed[#failed + 1] = cur or 0
@@ -372,8 +368,9 @@ internal static class CycleScript
         return (keys, args);
     }
 
-    /// <summary>Runs the script (EVALSHA, EVAL on NOSCRIPT).</summary>
-    public static Task<RedisResult> EvaluateAsync(IDatabaseAsync db, RedisKey[] keys, RedisValue[] args) => Script.EvaluateAsync(db, keys, args);
+    /// <summary>Runs the script (EVALSHA, EVAL on NOSCRIPT), each command issued through <paramref name="enqueue"/>.</summary>
+    public static Task<RedisResult> EvaluateAsync(IDatabaseAsync db, RedisKey[] keys, RedisValue[] args, Func<Func<Task<RedisResult>>, Task<RedisResult>> enqueue) =>
+        Script.EvaluateAsync(db, keys, args, enqueue);
 
     /// <summary>Reads the reply of <paramref name="request"/>; throws on a reply of the wrong shape.</summary>
     public static CycleResponse Parse(RedisResult result, CycleRequest request)

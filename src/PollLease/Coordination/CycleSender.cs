@@ -73,6 +73,13 @@ internal sealed class CycleSender(LeaseStore store, LeaseTable table, LeaseNotif
         }
     }
 
+    /// <summary>Accepts requests again (the instance starts).</summary>
+    public void Open()
+    {
+        table.Open();
+        store.Open();
+    }
+
     /// <summary>True when Redis holds this instance's lease of <paramref name="sessionId"/> under <paramref name="token"/> (the strict check).</summary>
     public async Task<bool> HoldsAsync(string sessionId, long token, CancellationToken cancellationToken) =>
         await store.GetLeaseValueAsync(sessionId).WaitAsync(options.OperationTimeout, time, cancellationToken).ConfigureAwait(false) == LeaseValue.Format(instanceId, token);

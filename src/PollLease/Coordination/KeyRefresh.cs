@@ -15,11 +15,14 @@ internal sealed class HeldEntry(string sessionId, long token, DateTimeOffset acq
     /// <summary>Until when the key's safety expiry certainly keeps it in Redis (send time + key TTL - margin).</summary>
     public long KeyValidUntil { get; set; }
 
-    /// <summary>When this instance last started a poll of it (0: never).</summary>
-    public long LastPoll { get; set; }
+    /// <summary>When this instance last started a poll of it (null: never).</summary>
+    public long? LastPoll { get; set; }
 
-    /// <summary>When the session's previous poll (by any owner) started, read at acquisition (0: unknown).</summary>
-    public long PreviousPoll { get; set; }
+    /// <summary>When the last start recorded in Redis began (null: none yet).</summary>
+    public long? Recorded { get; set; }
+
+    /// <summary>When the session's previous poll (by any owner) started, read at acquisition (null: unknown).</summary>
+    public long? PreviousPoll { get; set; }
 }
 
 /// <summary>
@@ -47,7 +50,7 @@ internal sealed class KeyRefresh(long refreshPeriod, double cyclesPerRefresh, in
 
     /// <summary>The next slice: reports first, then enough of the rotation that every key comes round once per
     /// period, more while the head is overdue (cycles ran slower than planned), never more than the cap.</summary>
-    public List<HeldLease> Next(IReadOnlyDictionary<string, HeldEntry> held, long now, Func<long, long> toServerMs)
+    public List<HeldLease> Next(IReadOnlyDictionary<string, HeldEntry> held, long now, Func<long?, long> toServerMs)
     {
         var refresh = new List<HeldLease>();
         var picked = new HashSet<string>(StringComparer.Ordinal);
@@ -57,7 +60,8 @@ internal sealed class KeyRefresh(long refreshPeriod, double cyclesPerRefresh, in
             refresh.Add(new HeldLease(session, e.Token, toServerMs(e.LastPoll)));
             picked.Add(session);
         }
-        var quota = _reports.Count + Math.Min(cap, (int)Math.Ceiling(held.Count / cyclesPerRefresh));
+        _reports.Clear(); // sent; a failed request reports them again
+        var quota = picked.Count + Math.Min(cap, (int)Math.Ceiling(held.Count / cyclesPerRefresh));
         var budget = _rotation.Count;
         while (budget-- > 0 && refresh.Count < cap && _rotation.TryPeek(out var head))
         {

@@ -127,7 +127,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         {
             throw new InvalidOperationException($"Lease manager {InstanceId} is already running.");
         }
-        _table.Open();
+        _sender.Open();
         LeaseLog.Registered(_logger, InstanceId, Options.KeyPrefix, Options.LeaseTtl, Options.RenewInterval);
         await _fleet.StartAsync(cancellationToken).ConfigureAwait(false);
         await RunCycleAsync(cancellationToken).ConfigureAwait(false);

@@ -14,6 +14,8 @@ internal sealed class LeaseStore
     private readonly CycleContext _context;
     private readonly long _lateAfterMs;
     private readonly object _anchorLock = new();
+    private readonly object _sendLock = new();
+    private bool _closed;
     private long _anchorServerMs;
     private long _anchorTimestamp;
 
@@ -49,7 +51,7 @@ internal sealed class LeaseStore
         RedisResult result;
         try
         {
-            result = await CycleScript.EvaluateAsync(_redis.GetDatabase(), keys, args).ConfigureAwait(false);
+            result = await CycleScript.EvaluateAsync(_redis.GetDatabase(), keys, args, send => Enqueue(request.Heartbeat, send)).ConfigureAwait(false);
         }
         catch (RedisServerException e) when (LateAt(e.Message) >= 0)
         {
@@ -67,6 +69,37 @@ internal sealed class LeaseStore
         // leases are this epoch's.
         Epoch = response.Epoch;
         return response;
+    }
+
+    /// <summary>Accepts requests again after a deregistration (the instance starts again).</summary>
+    public void Open()
+    {
+        lock (_sendLock)
+        {
+            _closed = false;
+        }
+    }
+
+    /// <summary>
+    /// Issues a command under the send lock. A deregistration closes the store as it is issued; anything issued after
+    /// is refused. Commands on one connection run in the order they are issued, so every request that is not refused
+    /// runs before the deregistration, whose script then deletes what it acquired: no request of a stopped instance
+    /// runs after its stop, not even an EVAL resent after NOSCRIPT.
+    /// </summary>
+    private Task<RedisResult> Enqueue(HeartbeatMode mode, Func<Task<RedisResult>> send)
+    {
+        lock (_sendLock)
+        {
+            if (mode == HeartbeatMode.Deregister)
+            {
+                _closed = true;
+            }
+            else if (_closed)
+            {
+                return Task.FromException<RedisResult>(new InvalidOperationException("The lease manager stopped: no request is sent after its deregistration."));
+            }
+            return send();
+        }
     }
 
     /// <summary>

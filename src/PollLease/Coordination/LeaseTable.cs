@@ -35,6 +35,7 @@ internal sealed class LeaseTable
     private bool _uncertain;
     private long _anchorServerMs;
     private long _anchorLocal;
+    private bool _anchored;
     private IReadOnlyList<string> _live = [];
 
     /// <param name="self">This instance's id.</param>
@@ -50,7 +51,7 @@ internal sealed class LeaseTable
         _keyValidity = Ticks(keyTtl - options.SafetyMargin);
         _recheck = Ticks(2 * options.LeaseTtl);
         _handoffWait = Ticks(options.RetryInterval);
-        _refresh = new KeyRefresh(Ticks(keyTtl / 3), (keyTtl / 3) / options.CycleInterval, MaxRefreshPerCycle);
+        _refresh = new KeyRefresh(Ticks(keyTtl / 2), (keyTtl / 2) / options.CycleInterval, MaxRefreshPerCycle);
         _foreign = new ForeignLeases(time, options.LeaseTtl, malformed);
     }
 
@@ -157,6 +158,10 @@ internal sealed class LeaseTable
                 return;
             }
             _retries.Failed(request);
+            foreach (var item in request.Refresh.Where(r => r.PollStartMs != 0 && _held.TryGetValue(r.SessionId, out var e) && e.Token == r.Token))
+            {
+                _refresh.Report(item.SessionId); // not recorded: send it again
+            }
             if (!_uncertain)
             {
                 _uncertain = true;
@@ -179,6 +184,7 @@ internal sealed class LeaseTable
             _retries.Answered(request);
             _anchorServerMs = response.ServerTimeMs;
             _anchorLocal = sent;
+            _anchored = true;
             var dropped = _live.Except(response.LiveNodes, StringComparer.Ordinal).Any();
             Volatile.Write(ref _live, response.LiveNodes);
             _foreign.FollowHolders(response.HeartbeatExpiry);
@@ -232,8 +238,10 @@ internal sealed class LeaseTable
             if (_held.TryGetValue(session, out var e) && e.Token == token)
             {
                 e.LastPoll = at;
-                if (record)
+                // The recorded start has the keys' safety expiry too: recorded again well before it could lapse.
+                if (record || e.Recorded is not { } recorded || at - recorded > _keyValidity / 2)
                 {
+                    e.Recorded = at;
                     _refresh.Report(session);
                 }
             }
@@ -245,8 +253,9 @@ internal sealed class LeaseTable
     {
         lock (_lock)
         {
-            at = _held.TryGetValue(session, out var e) && e.Token == token ? e.PreviousPoll : 0;
-            return at != 0;
+            var previous = _held.TryGetValue(session, out var e) && e.Token == token ? e.PreviousPoll : null;
+            at = previous.GetValueOrDefault();
+            return previous.HasValue;
         }
     }
 
@@ -312,10 +321,6 @@ internal sealed class LeaseTable
             {
                 e.KeyRefreshed = sent;
                 e.KeyValidUntil = sent + _keyValidity;
-                if (item.PollStartMs != 0 && item.PollStartMs == ToServerMs(e.LastPoll))
-                {
-                    _refresh.Forget(item.SessionId);
-                }
                 continue;
             }
             _held.Remove(item.SessionId);
@@ -356,7 +361,7 @@ internal sealed class LeaseTable
             {
                 KeyRefreshed = sent,
                 KeyValidUntil = sent + _keyValidity,
-                PreviousPoll = outcome.PreviousPollMs > 0 ? ToLocal(outcome.PreviousPollMs) : 0,
+                PreviousPoll = outcome.PreviousPollMs > 0 ? ToLocal(outcome.PreviousPollMs) : null,
             };
             _refresh.Add(session, outcome.Token);
             acquired++;
@@ -385,8 +390,8 @@ internal sealed class LeaseTable
         new(kind, _self, session, token, reason, _time.GetUtcNow());
 
     /// <summary>Server ms of a local timestamp, from the last answer's server time and send time; 0 for 0 or no answer yet.</summary>
-    private long ToServerMs(long local) =>
-        local == 0 || _anchorLocal == 0 ? 0 : _anchorServerMs + (long)_time.GetElapsedTime(_anchorLocal, local).TotalMilliseconds;
+    private long ToServerMs(long? local) =>
+        local is not { } at || !_anchored ? 0 : _anchorServerMs + (long)_time.GetElapsedTime(_anchorLocal, at).TotalMilliseconds;
 
     private long ToLocal(long serverMs) => _anchorLocal + Ticks(TimeSpan.FromMilliseconds(serverMs - _anchorServerMs));
 
