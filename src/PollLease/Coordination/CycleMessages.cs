@@ -62,8 +62,8 @@ internal sealed record CycleResponse(
     bool[] Released,
     int Swept,
     string CatalogVersion,
-    string Epoch,
-    TimeSpan Quarantine);
+    string Epoch = "",
+    TimeSpan Quarantine = default);
 
 /// <summary>The fixed values of one instance's calls.</summary>
 /// <param name="Keys">Key layout.</param>
