@@ -18,6 +18,9 @@ internal sealed class LeaseTable
     /// <summary>Most leases whose safety expiry one cycle moves on: bounds the script's length whatever is held.</summary>
     internal const int MaxRefreshPerCycle = 1000;
 
+    /// <summary>Most sessions one request tries to acquire; the rest follow in the next cycles, run at once.</summary>
+    internal const int MaxAcquirePerCycle = 500;
+
     private readonly object _lock = new();
     private readonly string _self;
     private readonly TimeProvider _time;
@@ -29,6 +32,7 @@ internal sealed class LeaseTable
     private readonly KeyRefresh _refresh;
     private readonly RequestRetries _retries = new();
     private bool _closed;
+    private bool _acquireBacklog;
     private readonly ForeignLeases _foreign;
     private long _beatValidUntil;
     private bool _uncertain;
@@ -85,6 +89,10 @@ internal sealed class LeaseTable
     {
         lock (_lock)
         {
+            if (now < _beatValidUntil && (_refresh.Head(_held) is not { } oldest || now < oldest.KeyValidUntil))
+            {
+                return; // one heartbeat deadline for all, and the least recently refreshed key is the first to run out
+            }
             foreach (var e in _held.Values.Where(e => StateOf(e, now) == LeaseState.Lost).ToList())
             {
                 _held.Remove(e.SessionId);
@@ -122,7 +130,11 @@ internal sealed class LeaseTable
                 }
             }
             _retries.AddReleases(release);
-            return new CycleRequest(mode, _refresh.Next(_held, _time.GetTimestamp(), ToServerMs), _retries.Acquire(plan.Acquire, _held.ContainsKey), release);
+            // A long acquire list is split over several requests, so no script runs long whatever is planned.
+            var acquire = _retries.Acquire(plan.Acquire, _held.ContainsKey);
+            _acquireBacklog = acquire.Count > MaxAcquirePerCycle;
+            acquire = _acquireBacklog ? acquire.Take(MaxAcquirePerCycle).ToArray() : acquire;
+            return new CycleRequest(mode, _refresh.Next(_held, _time.GetTimestamp(), ToServerMs), acquire, release);
         }
     }
 
@@ -223,12 +235,11 @@ internal sealed class LeaseTable
     /// <summary>Accepts answers again (the instance starts).</summary>
     public void Open() => Locked(() => _closed = false);
 
-    /// <summary>A poll of <paramref name="session"/> under <paramref name="token"/> started at <paramref name="at"/>.</summary>
-    /// <param name="session">The session.</param>
-    /// <param name="token">The lease it ran under.</param>
-    /// <param name="at">When it started.</param>
-    /// <param name="record">Record it in Redis with the next cycle (the schedule's phase moved); otherwise it is sent
-    /// only with a release: the next owner continues the phase it last read.</param>
+    /// <summary>
+    /// A poll of <paramref name="session"/> under <paramref name="token"/> started <paramref name="at"/>. With
+    /// <paramref name="record"/> (the cadence's phase moved) the start goes to Redis with the next cycle; otherwise only
+    /// with a release, as the next owner continues the phase it last read.
+    /// </summary>
     public void PollStarted(string session, long token, long at, bool record)
     {
         lock (_lock)
@@ -296,7 +307,7 @@ internal sealed class LeaseTable
                 earliest = Math.Min(earliest, _beatValidUntil);
             }
             earliest = Math.Min(earliest, _foreign.EarliestExpiry(now));
-            if (_refresh.Overdue(_held, now))
+            if (_acquireBacklog || _refresh.Overdue(_held, now))
             {
                 earliest = now;
             }

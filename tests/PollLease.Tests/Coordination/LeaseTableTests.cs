@@ -118,6 +118,8 @@ public sealed class LeaseTableTests
     {
         var sessions = Enumerable.Range(0, 1000).Select(i => $"s{i:D4}").ToList();
         Cycle(new LeasePlan(sessions, []));
+        Cycle(new LeasePlan(sessions.Where(x => _table.State(x, Now) == LeaseState.None).ToList(), [])); // 500 a request
+        Assert.Equal(1000, _table.Count);
         var keyTtl = LeaseStore.KeyTtl(_options);
         var perCycle = (int)Math.Ceiling(1000 / ((keyTtl / 2) / _options.CycleInterval));
 
