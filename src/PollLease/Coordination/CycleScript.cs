@@ -188,20 +188,22 @@ internal static class CycleScript
         local k = KEYS_FIXED
         local a = ARGS_FIXED
 
-        -- Refresh: move a slice of leases' safety expiry on, and record poll starts, where the lease is still ours.
+        -- Refresh: move a slice of leases' safety expiry on (one PEXPIRE each: a lease can only change hands once its
+        -- owner's heartbeat lapsed, which is caught above), and record poll starts where the lease is still ours.
         local failed = {}
         for i = 1, tonumber(ARG_RefreshCount) do
           local lease, polled = KEYS[k + 1], KEYS[k + 2]
           local expected, polledAt = ARGV[a + 1], ARGV[a + 2]
           k = k + REFRESH_KEYS
           a = a + REFRESH_ARGS
-          local cur = get(lease)
-          if cur == expected then
-            redis.call('PEXPIRE', lease, keyttl)
-            if polledAt ~= '' then redis.call('SET', polled, polledAt, 'PX', keyttl) end
-          else
+          local cur = expected
+          if polledAt ~= '' then
+            cur = get(lease)
+            if cur == expected then redis.call('SET', polled, polledAt, 'PX', keyttl) end
+          end
+          if cur ~= expected or redis.call('PEXPIRE', lease, keyttl) == 0 then
             failed[#failed + 1] = i
-            failed[#failed + 1] = cur or 0
+            failed[#failed + 1] = (cur ~= expected and cur) or 0
             redis.call('SREM', KEY_Held, string.sub(lease, #prefix + 1))
           end
         end
@@ -280,7 +282,7 @@ internal static class CycleScript
           redis.call('DEL', KEY_Node)
           redis.call('PUBLISH', ARG_Channel, 'left|' .. me)
         elseif mode > 0 then
-          redis.call('PEXPIRE', KEY_Held, keyttl)
+          redis.call('PEXPIRE', KEY_Held, keyttl); redis.call('PEXPIRE', KEY_Nodes, keyttl)
         end
         redis.call('ZREMRANGEBYSCORE', KEY_Nodes, '-inf', '(' .. string.format('%d', now - tonumber(ARG_HeartbeatTtlMs)))
         out[OUT_ServerTimeMs] = now

@@ -83,7 +83,20 @@ internal sealed class KeyRefresh(long refreshPeriod, double cyclesPerRefresh, in
         return refresh;
     }
 
+    /// <summary>The held lease whose key was refreshed least recently (stale turns are dropped on the way); null when none.</summary>
+    public HeldEntry? Head(IReadOnlyDictionary<string, HeldEntry> held)
+    {
+        while (_rotation.TryPeek(out var head))
+        {
+            if (held.TryGetValue(head.Session, out var e) && e.Token == head.Token)
+            {
+                return e;
+            }
+            _rotation.Dequeue();
+        }
+        return null;
+    }
+
     /// <summary>True when the longest-waiting key is due now (refreshes fell behind: run the next cycle at once).</summary>
-    public bool Overdue(IReadOnlyDictionary<string, HeldEntry> held, long now) =>
-        _rotation.TryPeek(out var head) && held.TryGetValue(head.Session, out var e) && e.Token == head.Token && e.KeyRefreshed + refreshPeriod <= now;
+    public bool Overdue(IReadOnlyDictionary<string, HeldEntry> held, long now) => Head(held) is { } e && e.KeyRefreshed + refreshPeriod <= now;
 }

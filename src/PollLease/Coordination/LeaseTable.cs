@@ -18,6 +18,9 @@ internal sealed class LeaseTable
     /// <summary>Most leases whose safety expiry one cycle moves on: bounds the script's length whatever is held.</summary>
     internal const int MaxRefreshPerCycle = 1000;
 
+    /// <summary>Most sessions one request tries to acquire; the rest follow in the next cycles, run at once.</summary>
+    internal const int MaxAcquirePerCycle = 250;
+
     private readonly object _lock = new();
     private readonly string _self;
     private readonly TimeProvider _time;
@@ -28,7 +31,9 @@ internal sealed class LeaseTable
     private readonly Dictionary<string, HeldEntry> _held = new(StringComparer.Ordinal);
     private readonly KeyRefresh _refresh;
     private readonly RequestRetries _retries = new();
+    private readonly List<LeaseEvent> _pending = [];
     private bool _closed;
+    private bool _acquireBacklog;
     private readonly ForeignLeases _foreign;
     private long _beatValidUntil;
     private long _quarantineUntil;
@@ -36,7 +41,6 @@ internal sealed class LeaseTable
     private long _anchorServerMs;
     private long _anchorLocal;
     private bool _anchored;
-    private IReadOnlyList<string> _live = [];
 
     /// <param name="self">This instance's id.</param>
     /// <param name="options">Validated options.</param>
@@ -56,7 +60,7 @@ internal sealed class LeaseTable
     }
 
     /// <summary>Live instances as of the last answer (or event), sorted.</summary>
-    public IReadOnlyList<string> LiveNodes => Volatile.Read(ref _live);
+    public IReadOnlyList<string> LiveNodes => _foreign.Live;
 
     public int Count => Locked(() => _held.Count);
 
@@ -86,6 +90,12 @@ internal sealed class LeaseTable
     {
         lock (_lock)
         {
+            events.AddRange(_pending);
+            _pending.Clear();
+            if (now < _beatValidUntil && (_refresh.Head(_held) is not { } oldest || now < oldest.KeyValidUntil))
+            {
+                return; // one heartbeat deadline for all, and the least recently refreshed key is the first to run out
+            }
             foreach (var e in _held.Values.Where(e => StateOf(e, now) == LeaseState.Lost).ToList())
             {
                 _held.Remove(e.SessionId);
@@ -99,8 +109,8 @@ internal sealed class LeaseTable
     {
         lock (_lock)
         {
-            var (elsewhere, handedOff, orphaned) = _foreign.Classify(_live, now, _recheck);
-            return new LeasePlanInput(_self, _live, active, _held.Keys.ToHashSet(StringComparer.Ordinal), elsewhere, handedOff, orphaned);
+            var (elsewhere, handedOff, orphaned) = _foreign.Classify(now, _recheck);
+            return new LeasePlanInput(_self, _foreign.Live, active, _held.Keys.ToHashSet(StringComparer.Ordinal), elsewhere, handedOff, orphaned);
         }
     }
 
@@ -123,7 +133,11 @@ internal sealed class LeaseTable
                 }
             }
             _retries.AddReleases(release);
-            return new CycleRequest(mode, _refresh.Next(_held, _time.GetTimestamp(), ToServerMs), _retries.Acquire(plan.Acquire, _held.ContainsKey), release);
+            // A long acquire list is split over several requests, so no script runs long whatever is planned.
+            var acquire = _retries.Acquire(plan.Acquire, _held.ContainsKey);
+            _acquireBacklog = acquire.Count > MaxAcquirePerCycle;
+            acquire = _acquireBacklog ? acquire.Take(MaxAcquirePerCycle).ToArray() : acquire;
+            return new CycleRequest(mode, _refresh.Next(_held, _time.GetTimestamp(), ToServerMs), acquire, release);
         }
     }
 
@@ -185,8 +199,7 @@ internal sealed class LeaseTable
             _anchorServerMs = response.ServerTimeMs;
             _anchorLocal = sent;
             _anchored = true;
-            var dropped = _live.Except(response.LiveNodes, StringComparer.Ordinal).Any();
-            Volatile.Write(ref _live, response.LiveNodes);
+            var dropped = _foreign.SetLive(response.LiveNodes);
             _foreign.FollowHolders(response.HeartbeatExpiry);
             _quarantineUntil = response.Quarantine > TimeSpan.Zero ? sent + Ticks(response.Quarantine) : 0;
             var lost = events.Count(e => e.Kind == LeaseEventKind.Lost);
@@ -222,15 +235,27 @@ internal sealed class LeaseTable
         }
     }
 
+    /// <summary>
+    /// The strict check found another value (<paramref name="found"/>) in the lease's key: it stops counting as owned
+    /// now, and its Lost event comes with the next cycle's.
+    /// </summary>
+    public void Taken(string session, long token, string found) => Locked(() =>
+    {
+        if (_held.TryGetValue(session, out var e) && e.Token == token && _held.Remove(session))
+        {
+            _pending.Add(Event(LeaseEventKind.Lost, session, token, found.Length == 0 ? LeaseReasons.Expired : LeaseReasons.Taken));
+        }
+        return true;
+    });
+
     /// <summary>Accepts answers again (the instance starts).</summary>
     public void Open() => Locked(() => _closed = false);
 
-    /// <summary>A poll of <paramref name="session"/> under <paramref name="token"/> started at <paramref name="at"/>.</summary>
-    /// <param name="session">The session.</param>
-    /// <param name="token">The lease it ran under.</param>
-    /// <param name="at">When it started.</param>
-    /// <param name="record">Record it in Redis with the next cycle (the schedule's phase moved); otherwise it is sent
-    /// only with a release: the next owner continues the phase it last read.</param>
+    /// <summary>
+    /// A poll of <paramref name="session"/> under <paramref name="token"/> started <paramref name="at"/>. With
+    /// <paramref name="record"/> (the cadence's phase moved) the start goes to Redis with the next cycle; otherwise only
+    /// with a release, as the next owner continues the phase it last read.
+    /// </summary>
     public void PollStarted(string session, long token, long at, bool record)
     {
         lock (_lock)
@@ -263,28 +288,8 @@ internal sealed class LeaseTable
     /// Another instance announced on the events channel that it released <paramref name="sessions"/> (left to their
     /// preferred owner for a moment), joined, left, or lost its heartbeat (its leases were deleted: forget them).
     /// </summary>
-    public void OnFleetEvent(FleetEvents.Kind kind, string sender, IEnumerable<string> sessions, long now)
-    {
-        lock (_lock)
-        {
-            if (kind == FleetEvents.Kind.Released)
-            {
-                _foreign.HandedOff(sender, sessions, now, now + _handoffWait);
-                return;
-            }
-            var live = kind switch
-            {
-                FleetEvents.Kind.Joined => _live.Contains(sender, StringComparer.Ordinal) ? _live : [.. _live, sender],
-                FleetEvents.Kind.Left => _live.Where(n => n != sender).ToArray(),
-                _ => _live,
-            };
-            Volatile.Write(ref _live, live.Order(StringComparer.Ordinal).ToArray());
-            if (kind is FleetEvents.Kind.Left or FleetEvents.Kind.Reset)
-            {
-                _foreign.Forget(sender);
-            }
-        }
-    }
+    public void OnFleetEvent(FleetEvents.Kind kind, string sender, IEnumerable<string> sessions, long now) =>
+        Locked(() => _foreign.OnFleetEvent(kind, sender, sessions, now, now + _handoffWait));
 
     /// <summary>How long to sleep: the sooner of <paramref name="delay"/>, the heartbeat deadline (so Lost is reported on
     /// time), the earliest foreign expiry (takeover then) and, when refreshes fell behind, now.</summary>
@@ -300,7 +305,7 @@ internal sealed class LeaseTable
             earliest = Math.Min(earliest, _foreign.EarliestExpiry(now));
             // Redis lost data: acquisitions resume when the quarantine ends.
             earliest = _quarantineUntil > now ? Math.Min(earliest, _quarantineUntil) : earliest;
-            if (_refresh.Overdue(_held, now))
+            if (_acquireBacklog || _refresh.Overdue(_held, now))
             {
                 earliest = now;
             }

@@ -52,8 +52,8 @@ public abstract class LeaseCycleScriptTests(RedisFixture fixture)
         Assert.True(response.Acquire[2].Token > 0);
         Assert.Equal(["node-a"], response.LiveNodes);
 
-        // Refreshing and releasing around the bad key work too.
-        var renewed = await store.RunAsync(new CycleRequest(HeartbeatMode.Beat, [new("fine", response.Acquire[2].Token), new("hashed", 1)], [], [new("fenced", response.Acquire[1].Token)]));
+        // Refreshing and releasing around the bad key work too (a refresh that records a poll start reads the value).
+        var renewed = await store.RunAsync(new CycleRequest(HeartbeatMode.Beat, [new("fine", response.Acquire[2].Token), new("hashed", 1, 123)], [], [new("fenced", response.Acquire[1].Token)]));
         Assert.Null(renewed.RefreshFailed[0]);
         Assert.NotNull(renewed.RefreshFailed[1]);
         if (redisServer)

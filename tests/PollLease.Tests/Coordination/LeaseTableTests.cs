@@ -117,7 +117,12 @@ public sealed class LeaseTableTests
     public void Safety_refreshes_go_round_a_slice_per_cycle_and_a_failed_refresh_loses_the_lease()
     {
         var sessions = Enumerable.Range(0, 1000).Select(i => $"s{i:D4}").ToList();
-        Cycle(new LeasePlan(sessions, []));
+        for (var taken = 0; taken < 1000; taken += LeaseTable.MaxAcquirePerCycle)
+        {
+            var (request, _) = Cycle(new LeasePlan(sessions.Where(x => _table.State(x, Now) == LeaseState.None).ToList(), []));
+            Assert.Equal(LeaseTable.MaxAcquirePerCycle, request.Acquire.Count); // a long list is split over requests
+        }
+        Assert.Equal(1000, _table.Count);
         var keyTtl = LeaseStore.KeyTtl(_options);
         var perCycle = (int)Math.Ceiling(1000 / ((keyTtl / 2) / _options.CycleInterval));
 
