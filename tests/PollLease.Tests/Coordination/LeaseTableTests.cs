@@ -183,6 +183,19 @@ public sealed class LeaseTableTests
     }
 
     [Fact]
+    public void A_poll_start_reported_for_a_lease_lost_before_the_next_request_is_simply_dropped()
+    {
+        // Found by the chaos suite: the report outlived the lease and every later request failed to build.
+        Cycle(new LeasePlan(["a"], []));
+        _table.PollStarted("a", _table.Held(Now).Single().Token, Now, record: true);
+        Cycle(new LeasePlan([], []), r => Answer(r, lapsed: true));
+
+        var (request, applied) = Cycle(new LeasePlan(["b"], []));
+        Assert.DoesNotContain(request.Refresh, r => r.SessionId == "a");
+        Assert.Equal(1, applied.Acquired);
+    }
+
+    [Fact]
     public void A_holder_learnt_from_a_refused_acquire_counts_as_held_elsewhere_until_its_heartbeat_expires()
     {
         Cycle(new LeasePlan([], []), r => Answer(r, live: ["me", "other"]));
