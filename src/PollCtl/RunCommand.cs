@@ -40,6 +40,12 @@ internal static class RunCommand
         cancellationToken = stop.Token;
         using var redis = await EmbeddedRedis.ResolveAsync(EmbeddedRedis.Configured(settings.Redis), settings.Port, allowEmbedded: true).ConfigureAwait(false);
         await using var admin = await Cli.ConnectAsync(new AdminTarget(redis.ConnectionString, settings.Port, settings.Prefix)).ConfigureAwait(false);
+        if (redis.StartedHere)
+        {
+            // A server this process has just started holds no lease of any earlier instance: the fleet's first epoch
+            // needs no data-loss quarantine (on any other server a first start waits one lease TTL).
+            await DataLossGuard.EstablishNewFleetAsync(admin.GetDatabase(), new RedisKeys(settings.Prefix)).ConfigureAwait(false);
+        }
         var catalog = new SessionCatalog(admin, settings.Prefix);
         var loaded = 0;
         if (settings.LoadSample && (await catalog.ListAsync(cancellationToken).ConfigureAwait(false)).Count == 0)
