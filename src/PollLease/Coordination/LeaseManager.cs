@@ -243,8 +243,9 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
             _subscription = await _redis.GetSubscriber().SubscribeAsync(Keys.Events).ConfigureAwait(false);
             _subscription.OnMessage(OnFleetEvent);
         }
-        catch (RedisException e)
+        catch (Exception e) when (e is RedisException or TimeoutException)
         {
+            // Events only speed things up: the cycle loop works without them (RedisTimeoutException is a TimeoutException).
             LeaseLog.CycleFailed(_logger, e, InstanceId, 0);
         }
         if (_follower is not null)
@@ -265,6 +266,11 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     /// <param name="cancellationToken">Cancels the wait (the leases then expire by their TTL).</param>
     public async Task StopAsync(CancellationToken cancellationToken = default)
     {
+        lock (_lock)
+        {
+            // Until Redis confirms the release, every held lease is left to expire by its TTL.
+            LeftToExpire = _held.Count;
+        }
         var loop = _loop;
         var cts = _loopCts;
         _loop = null;
@@ -286,9 +292,11 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         {
             try
             {
-                await _subscription.UnsubscribeAsync().ConfigureAwait(false);
+                // Fire-and-forget: nothing waits for the reply, so a link that has gone silent cannot hold up the stop (a
+                // subscription on a dead link is gone anyway); the release below is what must get its time.
+                await _subscription.UnsubscribeAsync(CommandFlags.FireAndForget).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is RedisException or ObjectDisposedException)
+            catch (Exception e) when (e is RedisException or ObjectDisposedException or TimeoutException)
             {
                 LeaseLog.CycleFailed(_logger, e, InstanceId, 0);
             }
@@ -317,6 +325,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
                     LeaseLog.Released(_logger, InstanceId, session, LeaseReasons.Shutdown);
                 }
                 _registered = false;
+                LeftToExpire = 0;
                 LeaseLog.Stopped(_logger, InstanceId, count, true);
             }
             catch (Exception e)
@@ -336,6 +345,12 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
             _cycleGate.Release();
         }
     }
+
+    /// <summary>
+    /// Leases the last <see cref="StopAsync"/> gave up locally without Redis confirming their release (it failed, timed
+    /// out or was cancelled): they expire by their TTL. 0 after a clean stop.
+    /// </summary>
+    public int LeftToExpire { get; private set; }
 
     /// <summary>
     /// Acquires one session's lease now if nobody holds it (one round trip). The cycle loop does this on its own;

@@ -16,4 +16,19 @@ internal static partial class HostingLog
 
     [LoggerMessage(EventId = 3013, Level = LogLevel.Information, Message = "Triggered janitor sweep: instance={Instance} trigger={Trigger} removedNodes={Nodes} removedLeases={Leases} removedFences={Fences}")]
     public static partial void TriggeredSweep(ILogger logger, string instance, string trigger, int nodes, int leases, int fences);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "Redis connection not made: instance={Instance} attempt={Attempt}; retrying in {Delay} (the host runs on, leases wait for the connection)")]
+    public static partial void ConnectFailed(ILogger logger, Exception exception, string instance, int attempt, TimeSpan delay);
+
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "Instance start failed: instance={Instance}; retrying in {Delay}")]
+    public static partial void StartFailed(ILogger logger, Exception exception, string instance, TimeSpan delay);
+
+    [LoggerMessage(EventId = 3004, Level = LogLevel.Warning, Message = "Stop budget spent: instance={Instance} step={Step} budget={Budget}; leftToExpire={Left} leases expire by their TTL")]
+    public static partial void StopBudgetSpent(ILogger logger, string instance, string step, TimeSpan budget, int left);
+
+    [LoggerMessage(EventId = 3005, Level = LogLevel.Information, Message = "Instance stopped: instance={Instance} elapsed={Elapsed} leftToExpire={Left}")]
+    public static partial void InstanceStopped(ILogger logger, string instance, TimeSpan elapsed, int left);
+
+    [LoggerMessage(EventId = 3006, Level = LogLevel.Warning, Message = "Stop step failed: instance={Instance} step={Step}")]
+    public static partial void StopStepFailed(ILogger logger, Exception exception, string instance, string step);
 }
