@@ -77,6 +77,8 @@ internal static class RunCommand
         finally
         {
             left = await fleet.StopAllAsync().ConfigureAwait(false);
+            // Without QUIT: on a link that stopped answering it would wait a whole sync timeout before the exit.
+            await admin.CloseAsync(allowCommandsToComplete: false).ConfigureAwait(false);
         }
         // Each instance's stop is bounded by its ShutdownTimeout: with Redis unreachable the leases it could not release
         // expire by their TTL, which is an orderly outcome, not a failure.

@@ -27,6 +27,7 @@ internal sealed class FleetJanitorHostedService : IHostedService, IAsyncDisposab
     private Task? _run;
     private Task? _stop;
     private FleetJanitor? _janitor;
+    private int _disposed;
 
     public FleetJanitorHostedService(
         IOptions<JanitorOptions> janitor,
@@ -117,6 +118,11 @@ internal sealed class FleetJanitorHostedService : IHostedService, IAsyncDisposab
 
     public async ValueTask DisposeAsync()
     {
+        // Registered both as itself and as a hosted service, so the container disposes it twice.
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
         // A host disposed without being stopped: the container has already disposed the janitor (which leaves the
         // election) before the connection; only a start still waiting for the connection is left to end here.
         if (_stopping is { IsCancellationRequested: false })

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PollLease.Coordination;
@@ -14,10 +15,13 @@ namespace PollLease.Hosting;
 /// jittered exponential backoff and logged on every failure until they succeed or the host stops.
 /// </summary>
 /// <remarks>
+/// It is also the first hosted service, so the host stops it last: when the instance's stop ran out of budget (Redis
+/// did not answer), it closes the connection without the polite QUIT, which would wait a whole sync timeout on a
+/// silent link and delay the process's exit after the stop is over.
 /// With AbortOnConnectFail=false a multiplexer is handed out even when Redis is down (it reconnects by itself),
 /// so only a hook that throws (a token that cannot be had) keeps <see cref="GetAsync"/> waiting.
 /// </remarks>
-internal sealed class PollLeaseConnection : IAsyncDisposable
+internal sealed class PollLeaseConnection : IHostedService, IAsyncDisposable
 {
     /// <summary>The first retry delay; it doubles per failure up to <see cref="MaxRetryDelay"/>.</summary>
     internal static readonly TimeSpan FirstRetryDelay = TimeSpan.FromSeconds(1);
@@ -26,6 +30,7 @@ internal sealed class PollLeaseConnection : IAsyncDisposable
     internal static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(30);
 
     private readonly PollLeaseOptions _options;
+    private readonly ShutdownBudget _budget;
     private readonly Func<IConnectionMultiplexer>? _external;
     private readonly PollLeaseRedisOptions _hooks;
     private readonly TimeProvider _time;
@@ -39,6 +44,7 @@ internal sealed class PollLeaseConnection : IAsyncDisposable
 
     /// <param name="options">The instance's options (connection string, instance id).</param>
     /// <param name="hooks">Callbacks run on the connection options before connecting.</param>
+    /// <param name="budget">The instance's stop budget.</param>
     /// <param name="time">Clock for the retry delays.</param>
     /// <param name="loggerFactory">Logging.</param>
     /// <param name="external">
@@ -48,10 +54,12 @@ internal sealed class PollLeaseConnection : IAsyncDisposable
     public PollLeaseConnection(
         IOptions<PollLeaseOptions> options,
         IOptions<PollLeaseRedisOptions> hooks,
+        ShutdownBudget budget,
         TimeProvider time,
         ILoggerFactory loggerFactory,
         Func<IConnectionMultiplexer>? external = null)
     {
+        _budget = budget;
         _external = external;
         // The application owns its multiplexer: never dispose it here.
         _handedOver = external is not null;
@@ -84,6 +92,22 @@ internal sealed class PollLeaseConnection : IAsyncDisposable
                 RedisConnectionFactory.Parse(_options);
             }
             _loop = Task.Run(() => ConnectLoopAsync(_stopping.Token), CancellationToken.None);
+        }
+    }
+
+    Task IHostedService.StartAsync(CancellationToken cancellationToken)
+    {
+        Start();
+        return Task.CompletedTask;
+    }
+
+    async Task IHostedService.StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_budget.Spent && _external is null && _connected.Task.IsCompletedSuccessfully)
+        {
+            // Only when the stop ran out of time: a healthy link gets the normal close on dispose.
+            await _connected.Task.Result.CloseAsync(allowCommandsToComplete: false).ConfigureAwait(false);
         }
     }
 
@@ -160,9 +184,15 @@ internal sealed class PollLeaseConnection : IAsyncDisposable
             HostingLog.ConnectFailed(_logger, e, _options.InstanceId ?? "", Failures + 1, TimeSpan.Zero);
         }
     }
+    private int _disposed;
 
     public async ValueTask DisposeAsync()
     {
+        // Registered both as itself and as a hosted service, so the container disposes it twice.
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
         await _stopping.CancelAsync().ConfigureAwait(false);
         Task? loop;
         lock (_lock)

@@ -37,6 +37,7 @@ internal sealed class PollLeaseHostedService : IHostedService, IAsyncDisposable
     private PollScheduler? _scheduler;
     private LeaseManager? _leases;
     private int _state;
+    private int _disposed;
 
     public PollLeaseHostedService(
         IServiceProvider services,
@@ -199,6 +200,11 @@ internal sealed class PollLeaseHostedService : IHostedService, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // Registered both as itself and as a hosted service, so the container disposes it twice.
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
         // A host disposed without being stopped: the container has already disposed the lease manager (which releases
         // its leases) before the connection; end the poll loop and a start still waiting for the connection.
         if (_stopping is { IsCancellationRequested: false })

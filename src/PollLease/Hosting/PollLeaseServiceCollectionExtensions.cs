@@ -59,11 +59,14 @@ public static class PollLeaseServiceCollectionExtensions
         services.TryAddSingleton(sp => new PollLeaseConnection(
             sp.GetRequiredService<IOptions<PollLeaseOptions>>(),
             sp.GetRequiredService<IOptions<PollLeaseRedisOptions>>(),
+            sp.GetRequiredService<ShutdownBudget>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILoggerFactory>(),
             appConnection ? sp.GetRequiredService<IConnectionMultiplexer> : null));
         services.TryAddSingleton<IConnectionMultiplexer>(sp => sp.GetRequiredService<PollLeaseConnection>().TakeForContainer());
         services.TryAddSingleton<ShutdownBudget>();
+        // The first hosted service: started first, stopped last (after the leases and the janitor).
+        services.AddHostedService(sp => sp.GetRequiredService<PollLeaseConnection>());
 
         services.AddOptions<HttpPollOptions>().Bind(configuration.GetSection(HttpPollOptions.SectionName)).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HttpPollOptions>, HttpPollOptionsValidator>());

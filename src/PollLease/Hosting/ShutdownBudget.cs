@@ -25,6 +25,18 @@ internal sealed class ShutdownBudget : IDisposable
     /// <summary>The whole budget.</summary>
     public TimeSpan Length => _length;
 
+    /// <summary>True once a stop began and its budget ran out.</summary>
+    public bool Spent
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _deadline?.IsCancellationRequested ?? false;
+            }
+        }
+    }
+
     /// <summary>Starts the clock on the first call; every call returns the token cancelled when the budget is spent.</summary>
     public CancellationToken Begin()
     {

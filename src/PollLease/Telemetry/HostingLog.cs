@@ -23,10 +23,10 @@ internal static partial class HostingLog
     [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "Instance start failed: instance={Instance}; retrying in {Delay}")]
     public static partial void StartFailed(ILogger logger, Exception exception, string instance, TimeSpan delay);
 
-    [LoggerMessage(EventId = 3004, Level = LogLevel.Warning, Message = "Stop budget spent: instance={Instance} step={Step} budget={Budget}; leftToExpire={Left} leases expire by their TTL")]
+    [LoggerMessage(EventId = 3004, Level = LogLevel.Warning, Message = "Stop budget spent: instance={Instance} step={Step} budget={Budget} leftToExpire={Left}; what the step had not done expires by its TTL")]
     public static partial void StopBudgetSpent(ILogger logger, string instance, string step, TimeSpan budget, int left);
 
-    [LoggerMessage(EventId = 3005, Level = LogLevel.Information, Message = "Instance stopped: instance={Instance} elapsed={Elapsed} leftToExpire={Left}")]
+    [LoggerMessage(EventId = 3005, Level = LogLevel.Information, Message = "Stop finished: instance={Instance} elapsed={Elapsed} leftToExpire={Left}")]
     public static partial void InstanceStopped(ILogger logger, string instance, TimeSpan elapsed, int left);
 
     [LoggerMessage(EventId = 3006, Level = LogLevel.Warning, Message = "Stop step failed: instance={Instance} step={Step}")]
