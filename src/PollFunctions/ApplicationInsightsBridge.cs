@@ -4,6 +4,7 @@ using Microsoft.ApplicationInsights;
 using Microsoft.ApplicationInsights.DataContracts;
 using Microsoft.ApplicationInsights.Metrics;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using PollLease.Telemetry;
 
 namespace PollFunctions;
@@ -11,11 +12,18 @@ namespace PollFunctions;
 /// <summary>
 /// Sends PollLease's metrics and activities to Application Insights, whose 2.x SDK reads neither
 /// System.Diagnostics.Metrics nor arbitrary activity sources by itself. Metrics go to customMetrics, pre-aggregated per
-/// minute by <see cref="TelemetryClient.GetMetric(MetricIdentifier)"/> (so nothing is sampled), tags as dimensions;
-/// each lease cycle (<c>polllease.cycle</c>) becomes a dependency of type PollLease with its tags as properties.
+/// minute by <see cref="TelemetryClient.GetMetric(MetricIdentifier)"/> (so nothing is sampled); each lease cycle
+/// (<c>polllease.cycle</c>) becomes a dependency of type PollLease with its tags as properties.
 /// </summary>
+/// <remarks>
+/// Dimensions stay bounded. The <c>instance</c> tag is not a dimension: one worker runs one instance, and
+/// <see cref="PollLeaseRoleInstance"/> puts its id in cloud_RoleInstance. Every other tag passes through the forwarder's
+/// cap (<see cref="PollLeaseMetricForwarder.DefaultMaxValuesPerTag"/> values per tag, later ones as <c>(other)</c>), below
+/// the SDK's 100 values per dimension, so the SDK never refuses a series; if it still does, that is logged, not ignored.
+/// </remarks>
 /// <param name="telemetry">The Application Insights client registered by AddApplicationInsightsTelemetryWorkerService.</param>
-internal sealed class ApplicationInsightsBridge(TelemetryClient telemetry) : BackgroundService
+/// <param name="logger">Where a refused series is reported.</param>
+internal sealed partial class ApplicationInsightsBridge(TelemetryClient telemetry, ILogger<ApplicationInsightsBridge> logger) : BackgroundService
 {
     private static readonly TimeSpan GaugeInterval = TimeSpan.FromSeconds(10);
     private readonly ConcurrentDictionary<(string Name, string Dimensions), Metric> _metrics = new();
@@ -41,13 +49,17 @@ internal sealed class ApplicationInsightsBridge(TelemetryClient telemetry) : Bac
 
     private void Track(PollLeaseMeasurement measurement)
     {
-        var names = measurement.Tags.Keys.ToArray();
+        var tags = measurement.Tags.Where(t => t.Key != "instance").ToArray();
+        var names = tags.Select(t => t.Key).ToArray();
         var metric = _metrics.GetOrAdd((measurement.Name, string.Join(",", names)), key =>
             telemetry.GetMetric(new MetricIdentifier(MetricIdentifier.DefaultMetricNamespace, key.Name, names)));
-        var values = measurement.Tags.Values.ToArray();
-        if (metric.TryGetDataSeries(out var series, true, values))
+        if (metric.TryGetDataSeries(out var series, true, tags.Select(t => t.Value).ToArray()))
         {
             series.TrackValue(measurement.Value);
+        }
+        else
+        {
+            SeriesRefused(logger, measurement.Name, measurement.Value);
         }
     }
 
@@ -71,4 +83,7 @@ internal sealed class ApplicationInsightsBridge(TelemetryClient telemetry) : Bac
         }
         telemetry.TrackDependency(dependency);
     }
+
+    [LoggerMessage(EventId = 9001, Level = LogLevel.Warning, Message = "Application Insights refused a metric series: metric={Metric} value={Value} (its series limit is reached); the measurement is not in customMetrics")]
+    private static partial void SeriesRefused(ILogger logger, string metric, double value);
 }
