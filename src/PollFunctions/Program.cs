@@ -1,3 +1,4 @@
+using Azure.Identity;
 using Microsoft.ApplicationInsights.Extensibility;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.Azure.Functions.Worker.Builder;
@@ -33,6 +34,14 @@ builder.Services.Configure<LoggerFilterOptions>(options =>
     }
 });
 builder.Services.AddHostedService<ApplicationInsightsBridge>();
+// The deployed Application Insights accepts Entra ID authenticated telemetry only (DisableLocalAuth; the Bicep sets
+// APPLICATIONINSIGHTS_AUTHENTICATION_STRING=Authorization=AAD and gives the identity Monitoring Metrics Publisher). The
+// host reads that setting itself; the worker's SDK needs the credential. Azure.Identity comes with
+// Microsoft.Azure.StackExchangeRedis. Locally the setting is absent and nothing changes.
+if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("APPLICATIONINSIGHTS_AUTHENTICATION_STRING")))
+{
+    builder.Services.Configure<TelemetryConfiguration>(c => c.SetAzureTokenCredential(new DefaultAzureCredential()));
+}
 // cloud_RoleInstance = the PollLease instance id, so no metric needs an instance dimension.
 builder.Services.AddSingleton<ITelemetryInitializer, PollLeaseRoleInstance>();
 
