@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PollLease.Coordination;
 using PollLease.Election;
+using PollLease.Telemetry;
 
 namespace PollLease.Hosting;
 
@@ -113,6 +114,12 @@ internal sealed class FleetJanitorHostedService : IHostedService, IAsyncDisposab
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
             _started.TrySetCanceled(stopping);
+        }
+        catch (Exception e)
+        {
+            // The instance polls on without fleet-wide duties; another instance's janitor does them.
+            HostingLog.JanitorFailed(_logger, e, _instanceId);
+            _started.TrySetException(e);
         }
     }
 

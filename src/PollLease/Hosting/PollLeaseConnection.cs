@@ -41,6 +41,7 @@ internal sealed class PollLeaseConnection : IHostedService, IAsyncDisposable
     private Task? _loop;
     private int _failures;
     private bool _handedOver;
+    private int _disposed;
 
     /// <param name="options">The instance's options (connection string, instance id).</param>
     /// <param name="hooks">Callbacks run on the connection options before connecting.</param>
@@ -184,7 +185,6 @@ internal sealed class PollLeaseConnection : IHostedService, IAsyncDisposable
             HostingLog.ConnectFailed(_logger, e, _options.InstanceId ?? "", Failures + 1, TimeSpan.Zero);
         }
     }
-    private int _disposed;
 
     public async ValueTask DisposeAsync()
     {
@@ -199,11 +199,9 @@ internal sealed class PollLeaseConnection : IHostedService, IAsyncDisposable
         {
             loop = _loop;
         }
-        if (loop is not null)
-        {
-            // The loop catches everything and ends at once when cancelled; a connect in flight is abandoned.
-            await loop.ConfigureAwait(false);
-        }
+        // The loop ends at once when cancelled, or once a connect in flight has finished and its multiplexer is closed;
+        // a hook that never returns is given up on after the stop budget.
+        await StopStep.ObserveAsync(loop, _budget.Length, "connect", _logger, _options.InstanceId ?? "").ConfigureAwait(false);
         if (_connected.Task.IsCompletedSuccessfully && !Volatile.Read(ref _handedOver))
         {
             await _connected.Task.Result.DisposeAsync().ConfigureAwait(false);

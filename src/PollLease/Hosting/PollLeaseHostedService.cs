@@ -148,7 +148,7 @@ internal sealed class PollLeaseHostedService : IHostedService, IAsyncDisposable
             LeftToExpire = leases.LeftToExpire;
         }
         var elapsed = _time.GetElapsedTime(started);
-        HostingLog.InstanceStopped(_logger, _instanceId, elapsed, LeftToExpire);
+        HostingLog.StopFinished(_logger, _instanceId, elapsed, LeftToExpire);
     }
 
     private async Task RunAsync(CancellationToken stopping)
@@ -172,6 +172,14 @@ internal sealed class PollLeaseHostedService : IHostedService, IAsyncDisposable
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
             // Stopped before or while starting.
+        }
+        catch (Exception e)
+        {
+            // Not an outage (those are retried): a service that cannot be built, a loop that broke. An instance that
+            // cannot poll must not keep the worker looking healthy, so the host stops, as it does for a failed
+            // BackgroundService.
+            HostingLog.InstanceFailed(_logger, e, _instanceId);
+            _services.GetService<IHostApplicationLifetime>()?.StopApplication();
         }
         finally
         {

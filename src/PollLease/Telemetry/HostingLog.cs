@@ -27,8 +27,14 @@ internal static partial class HostingLog
     public static partial void StopBudgetSpent(ILogger logger, string instance, string step, TimeSpan budget, int left);
 
     [LoggerMessage(EventId = 3005, Level = LogLevel.Information, Message = "Stop finished: instance={Instance} elapsed={Elapsed} leftToExpire={Left}")]
-    public static partial void InstanceStopped(ILogger logger, string instance, TimeSpan elapsed, int left);
+    public static partial void StopFinished(ILogger logger, string instance, TimeSpan elapsed, int left);
 
     [LoggerMessage(EventId = 3006, Level = LogLevel.Warning, Message = "Stop step failed: instance={Instance} step={Step}")]
     public static partial void StopStepFailed(ILogger logger, Exception exception, string instance, string step);
+
+    [LoggerMessage(EventId = 3007, Level = LogLevel.Critical, Message = "Instance failed: instance={Instance}; stopping the host")]
+    public static partial void InstanceFailed(ILogger logger, Exception exception, string instance);
+
+    [LoggerMessage(EventId = 3008, Level = LogLevel.Error, Message = "Janitor failed to start: instance={Instance}; this instance does no fleet-wide duties")]
+    public static partial void JanitorFailed(ILogger logger, Exception exception, string instance);
 }
