@@ -23,9 +23,16 @@ namespace PollFunctions;
 /// </remarks>
 /// <param name="telemetry">The Application Insights client registered by AddApplicationInsightsTelemetryWorkerService.</param>
 /// <param name="logger">Where a refused series is reported.</param>
-internal sealed partial class ApplicationInsightsBridge(TelemetryClient telemetry, ILogger<ApplicationInsightsBridge> logger) : BackgroundService
+internal sealed class ApplicationInsightsBridge(TelemetryClient telemetry, ILogger<ApplicationInsightsBridge> logger) : BackgroundService
 {
     private static readonly TimeSpan GaugeInterval = TimeSpan.FromSeconds(10);
+
+    // LoggerMessage.Define rather than the source generator: the generator comes with a package this app references
+    // only transitively, whose analyzers do not flow to it.
+    private static readonly Action<ILogger, string, double, Exception?> SeriesRefused = LoggerMessage.Define<string, double>(
+        LogLevel.Warning, new EventId(9001, nameof(SeriesRefused)),
+        "Application Insights refused a metric series: metric={Metric} value={Value} (its series limit is reached); the measurement is not in customMetrics");
+
     private readonly ConcurrentDictionary<(string Name, string Dimensions), Metric> _metrics = new();
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -59,7 +66,7 @@ internal sealed partial class ApplicationInsightsBridge(TelemetryClient telemetr
         }
         else
         {
-            SeriesRefused(logger, measurement.Name, measurement.Value);
+            SeriesRefused(logger, measurement.Name, measurement.Value, null);
         }
     }
 
@@ -83,7 +90,4 @@ internal sealed partial class ApplicationInsightsBridge(TelemetryClient telemetr
         }
         telemetry.TrackDependency(dependency);
     }
-
-    [LoggerMessage(EventId = 9001, Level = LogLevel.Warning, Message = "Application Insights refused a metric series: metric={Metric} value={Value} (its series limit is reached); the measurement is not in customMetrics")]
-    private static partial void SeriesRefused(ILogger logger, string metric, double value);
 }
