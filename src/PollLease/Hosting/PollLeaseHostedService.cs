@@ -130,8 +130,7 @@ internal sealed class PollLeaseHostedService : IHostedService, IAsyncDisposable
             await _stopping.CancelAsync().ConfigureAwait(false);
         }
 
-        // 1. The polls in flight see the cancelled token; wait for them at most half the budget, so the release always
-        //    has time even when a handler ignores cancellation (its late write is rejected by its fencing token).
+        // 1. The polls in flight see the cancelled token; wait for them at most half the budget, so the release has time.
         if (_run is not null)
         {
             using var half = new CancellationTokenSource(_budget.Length / 2, _time);
@@ -139,12 +138,27 @@ internal sealed class PollLeaseHostedService : IHostedService, IAsyncDisposable
             await StopStep.RunAsync(_run, "poll drain", _budget.Length / 2, _logger, _instanceId, () => _leases?.OwnedSessions().Count ?? 0, drain.Token).ConfigureAwait(false);
         }
 
-        // 2. Cycle gate, unsubscribe, release and deregister: the lease manager's own stop, bounded by what is left.
+        // 2. Cycle gate, unsubscribe, release and deregister: the lease manager's own stop, bounded by what is left. While
+        //    a poll is still running (its handler ignores cancellation), releasing would let another instance poll that
+        //    session alongside it: then nothing is released, the leases expire by their TTL. The stop then runs with a
+        //    token cancelled from the start, which ends the cycle loop without a round trip (no renewal after this point,
+        //    and the poll loop has stopped, so nothing new starts under those leases).
         var leases = Volatile.Read(ref _leases);
         if (leases is not null)
         {
-            _leaseStop = leases.StopAsync(stop.Token);
-            await StopStep.RunAsync(_leaseStop, "release", _budget.Length, _logger, _instanceId, () => leases.LeftToExpire, stop.Token).ConfigureAwait(false);
+            if (_run is { IsCompleted: false })
+            {
+                HostingLog.LeasesKept(_logger, _instanceId, leases.OwnedSessions().Count);
+                using var noRelease = new CancellationTokenSource();
+                await noRelease.CancelAsync().ConfigureAwait(false);
+                _leaseStop = leases.StopAsync(noRelease.Token);
+                await StopStep.ObserveAsync(_leaseStop, _budget.Length, "release", _logger, _instanceId).ConfigureAwait(false);
+            }
+            else
+            {
+                _leaseStop = leases.StopAsync(stop.Token);
+                await StopStep.RunAsync(_leaseStop, "release", _budget.Length, _logger, _instanceId, () => leases.LeftToExpire, stop.Token).ConfigureAwait(false);
+            }
             LeftToExpire = leases.LeftToExpire;
         }
         var elapsed = _time.GetElapsedTime(started);

@@ -37,4 +37,7 @@ internal static partial class HostingLog
 
     [LoggerMessage(EventId = 3008, Level = LogLevel.Error, Message = "Janitor failed to start: instance={Instance}; this instance does no fleet-wide duties")]
     public static partial void JanitorFailed(ILogger logger, Exception exception, string instance);
+
+    [LoggerMessage(EventId = 3009, Level = LogLevel.Warning, Message = "Polls still running after the drain: instance={Instance} leases={Leases}; the leases are not released but expire by their TTL, so no other instance polls alongside a poll that ignores cancellation")]
+    public static partial void LeasesKept(ILogger logger, string instance, int leases);
 }

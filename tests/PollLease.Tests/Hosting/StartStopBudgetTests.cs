@@ -123,7 +123,7 @@ public abstract class StartStopBudgetTests(RedisFixture fixture, ITestOutputHelp
     }
 
     [Fact]
-    public async Task A_handler_that_ignores_cancellation_gets_half_the_budget_and_the_leases_are_still_released()
+    public async Task A_handler_that_ignores_cancellation_keeps_its_leases_until_they_expire_so_nobody_polls_alongside_it()
     {
         var prefix = RedisFixture.NewPrefix();
         await SeedAsync(prefix, 2);
@@ -138,12 +138,34 @@ public abstract class StartStopBudgetTests(RedisFixture fixture, ITestOutputHelp
         var elapsed = stopwatch.Elapsed;
         output.WriteLine($"stop with a handler ignoring cancellation: {elapsed.TotalMilliseconds:0} ms");
 
+        // The drain waits half the budget, then the stop ends without releasing: the polls are still running.
         Assert.True(elapsed < ShutdownTimeout + Slack, $"stop took {elapsed}, beyond ShutdownTimeout {ShutdownTimeout}");
-        Assert.Equal(0, stuckHost.Leases().LeftToExpire);
+        Assert.Equal(2, stuckHost.Leases().LeftToExpire);
+        var db = fixture.Redis.GetDatabase();
+        Assert.True(await db.KeyExistsAsync($"{{{prefix}}}:lease:s0"), "a lease whose poll still runs must not be released");
+        Assert.True(await db.KeyExistsAsync($"{{{prefix}}}:lease:s1"), "a lease whose poll still runs must not be released");
+        stuck.Release();
+        // Then they expire by their TTL (1.5 s here) and the sessions are free again.
+        await Eventually.TrueAsync(async () => !await db.KeyExistsAsync($"{{{prefix}}}:lease:s0") && !await db.KeyExistsAsync($"{{{prefix}}}:lease:s1"),
+            Wait, "the kept leases expire by their TTL");
+    }
+
+    [Fact]
+    public async Task A_stop_while_Redis_answers_releases_every_lease_and_leaves_none_to_expire()
+    {
+        var prefix = RedisFixture.NewPrefix();
+        await SeedAsync(prefix, 2);
+        using var host = GenericTestHost.Build(GenericTestHost.Settings(fixture.ConnectionString, prefix, "stop-clean"));
+        await host.StartAsync();
+        await host.WaitUntilRunningAsync();
+        await Eventually.TrueAsync(() => host.Leases().OwnedSessions().Count == 2, Wait, "both sessions owned");
+
+        await host.StopAsync();
+
+        Assert.Equal(0, host.Services.GetRequiredService<PollLeaseHostedService>().LeftToExpire);
         var db = fixture.Redis.GetDatabase();
         Assert.False(await db.KeyExistsAsync($"{{{prefix}}}:lease:s0"));
         Assert.False(await db.KeyExistsAsync($"{{{prefix}}}:lease:s1"));
-        stuck.Release();
     }
 
     private int RedisPort() => ConfigurationOptions.Parse(fixture.ConnectionString).EndPoints.Single() switch
