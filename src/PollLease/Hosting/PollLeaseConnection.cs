@@ -73,9 +73,6 @@ internal sealed class PollLeaseConnection : IHostedService, IAsyncDisposable
     /// <summary>Failed attempts so far (a hook that threw, or a connect that threw).</summary>
     public int Failures => Volatile.Read(ref _failures);
 
-    /// <summary>True once a multiplexer exists.</summary>
-    public bool IsConnected => _connected.Task.IsCompletedSuccessfully;
-
     /// <summary>
     /// Starts connecting in the background, once (later calls do nothing). Throws at once, naming the setting, when
     /// the connection string is missing or does not parse: that is configuration, not an outage, and is never retried.
