@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using PollLease.Bench;
 
-// bench/PollLease.Bench: `balance`, `hash`, `failover`, `peers`, `scale`, `profile` or `all`, optionally `--quick`. Prints markdown and writes it
+// bench/PollLease.Bench: `balance`, `recompute`, `hash`, `failover`, `peers`, `scale`, `profile` or `all`, optionally `--quick`. Prints markdown and writes it
 // to bench/results/<section>.md (figures, not pass/fail: the README quotes them). `profile` is not part of `all`.
 var section = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "all";
 var quick = args.Contains("--quick");
@@ -12,7 +12,7 @@ var points = args.Where(a => a.StartsWith("--points=", StringComparison.Ordinal)
     .Select(p => p.Split('x'))
     .Select(p => (int.Parse(p[0], CultureInfo.InvariantCulture), int.Parse(p[1], CultureInfo.InvariantCulture)))
     .ToArray();
-var known = new[] { "balance", "hash", "failover", "peers", "scale", "profile", "all" };
+var known = new[] { "balance", "recompute", "hash", "failover", "peers", "scale", "profile", "all" };
 if (!known.Contains(section))
 {
     await Console.Error.WriteLineAsync($"bench: unknown section '{section}'; use one of {string.Join(", ", known)} [--quick]");
@@ -41,6 +41,10 @@ if (section is "hash" or "all")
 if (section is "balance" or "all")
 {
     await EmitAsync("balance", BalanceBench.Run(quick) + BalanceBench.Summary(quick, 0.1) + BalanceBench.Summary(quick, 0.25));
+}
+if (section is "recompute" or "all")
+{
+    await EmitAsync("recompute", RecomputeBench.Run(quick));
 }
 if ((section is "failover" or "all") && !await WithRedisAsync("failover", FailoverBench.RunAsync))
 {
