@@ -185,7 +185,7 @@ internal static class RecomputeBench
         return md.ToString();
     }
 
-    private static BalancedPlanner NewPlanner() => new(0, TimeProvider.System, TimeSpan.FromSeconds(40));
+    private static BalancedPlanner NewPlanner() => new(0, TimeProvider.System, PlannerTimings.From(new PollLease.Coordination.PollLeaseOptions()));
 
     private static LeasePlanInput Input(string self, string[] live, IReadOnlyList<string> held, HashSet<string> active) =>
         new(self, live, active, held.ToHashSet(StringComparer.Ordinal), new Dictionary<string, string>(), new HashSet<string>(), new Dictionary<string, string>());

@@ -49,6 +49,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     private readonly AssignmentFollower? _follower;
 
     private IReadOnlyList<string> _liveNodes = [];
+    private FleetBeats _beats = FleetBeats.None;
     private IReadOnlyCollection<string> _activeSessions = new HashSet<string>(StringComparer.Ordinal);
     private IReadOnlyCollection<string>? _activeSource;
     private string _catalogVersion = "";
@@ -124,7 +125,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     private static BalancedPlanner DefaultPlanner(PollLeaseOptions options, TimeProvider? time)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return new BalancedPlanner(options.BalanceEpsilon, time ?? TimeProvider.System, options.HeartbeatTtl + options.CycleInterval);
+        return new BalancedPlanner(options.BalanceEpsilon, time ?? TimeProvider.System, PlannerTimings.From(options));
     }
 
     /// <summary>Raised for every lease change. Handlers run on the cycle's thread; exceptions are logged and ignored.</summary>
@@ -505,7 +506,11 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
                     heldElsewhere[session] = f.Holder;
                 }
             }
-            plan = _planner.Plan(new LeasePlanInput(InstanceId, _liveNodes, _activeSessions, _held.Keys.ToHashSet(StringComparer.Ordinal), heldElsewhere, handedOff, orphaned));
+            plan = _planner.Plan(new LeasePlanInput(InstanceId, _liveNodes, _activeSessions, _held.Keys.ToHashSet(StringComparer.Ordinal), heldElsewhere, handedOff, orphaned)
+            {
+                HeartbeatAge = _beats.Ages,
+                ViewAge = _time.GetElapsedTime(_beats.ReadAt, started),
+            });
         }
         var release = TakeForRelease(plan.Release, events);
         lock (_lock)
@@ -568,6 +573,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
             _wake.Set();
         }
         Volatile.Write(ref _liveNodes, response.LiveNodes);
+        _beats = FleetBeats.From(response, _options.HeartbeatTtl, _time.GetTimestamp());
         FollowHolders(response.HeartbeatExpiry);
 
         var renewed = ApplyRenewed(renew, response, sent, events);
@@ -595,6 +601,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
             _registered = true;
             _catalogVersion = response.CatalogVersion;
             Volatile.Write(ref _liveNodes, response.LiveNodes);
+            _beats = FleetBeats.From(response, _options.HeartbeatTtl, _time.GetTimestamp());
             return true;
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested)
