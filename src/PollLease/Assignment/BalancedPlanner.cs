@@ -9,14 +9,17 @@ namespace PollLease.Assignment;
 internal sealed record PlannerTimings(TimeSpan StaleAfter, TimeSpan HandOffBound, TimeSpan LeaseTtl)
 {
     /// <summary>
-    /// A healthy instance heartbeats every cycle, so one that missed a cycle by more than the retry interval is
-    /// stale; a hand-off target learns of the release at once by event, or at its next cycle if the event is lost,
-    /// and its round trip may take the operation timeout.
+    /// A healthy instance heartbeats at least once per cycle interval plus one round trip, and a round trip slower
+    /// than the operation timeout fails (no heartbeat): an older heartbeat means the instance is not getting through.
+    /// The stale instance is then found within one more cycle, before its leases expire (the options validator
+    /// keeps LeaseTtl at least 2 x RenewInterval + SafetyMargin). A hand-off target learns of the release at once by
+    /// event, or at its next cycle if the event is lost, and its round trip may take the operation timeout.
     /// </summary>
     public static PlannerTimings From(PollLeaseOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return new(options.CycleInterval + options.RetryInterval, options.CycleInterval + options.OperationTimeout, options.LeaseTtl);
+        var beat = options.CycleInterval + options.OperationTimeout;
+        return new(beat, beat, options.LeaseTtl);
     }
 }
 
@@ -135,9 +138,9 @@ internal sealed class BalancedPlanner : ILeasePlanner
     }
 
     /// <summary>
-    /// The live instances (and this one) less those whose heartbeat is stale. A stale instance counts as able again
-    /// once its heartbeat is younger than half the threshold, so one beating just around it does not flip in and out.
-    /// When this instance's own view of the fleet is itself that old, it judges nobody.
+    /// The live instances (and this one) less those whose heartbeat was stale when the fleet view was read. When
+    /// that view is itself older than the threshold (this instance's own cycles are not getting through), it
+    /// judges nobody.
     /// </summary>
     private List<string> Able(LeasePlanInput input)
     {
@@ -152,8 +155,7 @@ internal sealed class BalancedPlanner : ILeasePlanner
             var stale = false;
             if (judge && input.HeartbeatAge.TryGetValue(node, out var age))
             {
-                age += input.ViewAge;
-                stale = age > _timings.StaleAfter || (_stale.Contains(node) && age > _timings.StaleAfter / 2);
+                stale = age > _timings.StaleAfter;
             }
             if (stale)
             {
