@@ -462,32 +462,44 @@ public sealed class BalancedAssignment
 
         /// <summary>
         /// The <paramref name="count"/> sessions that come last by (score on <paramref name="node"/> descending, id):
-        /// a bounded heap, so an instance shedding a few of its thousands of sessions does not sort them all.
+        /// a bounded heap on the scores, so an instance shedding a few of its thousands of sessions does not sort
+        /// them all. Only when two sessions tie on the 64-bit score at the boundary is the id consulted.
         /// </summary>
         public List<int> Worst(List<int> sessions, int node, int count)
         {
-            var order = Comparer<(ulong Score, int Session)>.Create((x, y) =>
+            var scores = new ulong[sessions.Count];
+            // Max-heap of the lowest scores seen (priorities are complemented): its top is the one to evict.
+            var heap = new PriorityQueue<int, ulong>(count + 1);
+            for (var x = 0; x < scores.Length; x++)
             {
-                var c = y.Score.CompareTo(x.Score);
-                return c != 0 || x.Session == y.Session ? c : string.CompareOrdinal(_ids[x.Session], _ids[y.Session]);
-            });
-            // Min-heap in keep order: its top is the best of the worst so far, the one to evict for a worse one.
-            var heap = new PriorityQueue<int, (ulong Score, int Session)>(count + 1, order);
-            foreach (var i in sessions)
-            {
-                var key = (ScoreOn(i, node), i);
+                var score = scores[x] = ScoreOn(sessions[x], node);
                 if (heap.Count < count)
                 {
-                    heap.Enqueue(i, key);
+                    heap.Enqueue(x, ~score);
                 }
-                else if (heap.TryPeek(out _, out var top) && order.Compare(key, top) > 0)
+                else if (heap.TryPeek(out _, out var top) && score < ~top)
                 {
-                    heap.DequeueEnqueue(i, key);
+                    heap.DequeueEnqueue(x, ~score);
                 }
             }
-            return heap.UnorderedItems.Select(x => x.Element).ToList();
+            if (!heap.TryPeek(out _, out var boundary))
+            {
+                return [];
+            }
+            var tied = 0;
+            foreach (var score in scores)
+            {
+                tied += score == ~boundary ? 1 : 0;
+            }
+            if (tied == 1)
+            {
+                return heap.UnorderedItems.Select(e => sessions[e.Element]).ToList();
+            }
+            // Equal scores at the boundary: which of them go must not depend on the input's order.
+            var order = Enumerable.Range(0, scores.Length)
+                .OrderByDescending(x => scores[x]).ThenBy(x => _ids[sessions[x]], StringComparer.Ordinal);
+            return order.Skip(scores.Length - count).Select(x => sessions[x]).ToList();
         }
-
     }
 
     /// <summary>The assignment as a session-to-instance dictionary, without copying it.</summary>
