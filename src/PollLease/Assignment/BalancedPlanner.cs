@@ -9,18 +9,24 @@ namespace PollLease.Assignment;
 internal sealed record PlannerTimings(TimeSpan StaleAfter, TimeSpan HandOffBound, TimeSpan LeaseTtl)
 {
     /// <summary>
-    /// A healthy instance heartbeats at least once per cycle interval plus one round trip, and a round trip slower
-    /// than the operation timeout fails (no heartbeat): an older heartbeat means the instance is not getting through.
-    /// The stale instance is then found within one more cycle, before its leases expire (the options validator
-    /// keeps LeaseTtl at least 2 x RenewInterval + SafetyMargin). A hand-off target learns of the release at once by
-    /// event, or at its next cycle if the event is lost, and its round trip may take the operation timeout.
+    /// A healthy instance heartbeats once per cycle interval plus one round trip, and a round trip slower than the
+    /// operation timeout fails (no heartbeat): a heartbeat older than the cycle interval plus that timeout means the
+    /// instance is not getting through. The threshold is lowered, never below the cycle plus the retry interval, to
+    /// leave two cycles between the moment a silent instance counts as stale and the expiry of the leases it renewed
+    /// with its last heartbeat: its sessions' new owners try them while they are still held, learn the remaining
+    /// time, take them at expiry and count the takeover as a failover. A hand-off target learns of the release at
+    /// once by event, or at its next cycle if the event is lost, and its round trip may take the operation timeout.
     /// </summary>
     public static PlannerTimings From(PollLeaseOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var beat = options.CycleInterval + options.OperationTimeout;
-        return new(beat, beat, options.LeaseTtl);
+        var cycle = options.CycleInterval;
+        var beforeExpiry = options.LeaseTtl - (2 * cycle);
+        var stale = Min(cycle + options.OperationTimeout, beforeExpiry > cycle + options.RetryInterval ? beforeExpiry : cycle + options.RetryInterval);
+        return new(stale, cycle + options.OperationTimeout, options.LeaseTtl);
     }
+
+    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 }
 
 /// <summary>

@@ -23,6 +23,36 @@ public sealed class BalancedPlannerTests
     private static BalancedPlanner Planner(FakeTimeProvider time) => new(0, time, Timings);
 
     [Fact]
+    public void Property_a_silent_instance_is_found_stale_at_least_two_cycles_before_its_leases_expire_when_the_timings_allow()
+    {
+        // Any options the validator accepts: the stale threshold never drops below one cycle plus the retry interval
+        // (a healthy instance must not look stale), and leaves two cycles before expiry whenever that much room exists.
+        var ms = Gen.Int[50, 20_000];
+        Gen.Select(ms, ms, ms, ms, ms).Sample(t =>
+        {
+            var (renew, retry, margin, timeout, extra) = t;
+            var options = new PollLeaseOptions
+            {
+                RenewInterval = TimeSpan.FromMilliseconds(renew),
+                HeartbeatInterval = TimeSpan.FromMilliseconds(renew),
+                RetryInterval = TimeSpan.FromMilliseconds(retry),
+                SafetyMargin = TimeSpan.FromMilliseconds(margin),
+                LeaseTtl = TimeSpan.FromMilliseconds((2 * renew) + margin + extra),
+                OperationTimeout = TimeSpan.FromMilliseconds(timeout),
+            };
+            var timings = PlannerTimings.From(options);
+            Assert.True(timings.StaleAfter >= options.CycleInterval + Min(options.RetryInterval, options.OperationTimeout));
+            Assert.True(timings.StaleAfter <= options.CycleInterval + options.OperationTimeout);
+            if (options.LeaseTtl - (2 * options.CycleInterval) >= options.CycleInterval + options.RetryInterval)
+            {
+                Assert.True(timings.StaleAfter + (2 * options.CycleInterval) <= options.LeaseTtl);
+            }
+        }, iter: 500);
+
+        static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+    }
+
+    [Fact]
     public void Each_instance_tries_only_its_own_sessions_and_hands_off_the_rest()
     {
         var time = new FakeTimeProvider();
@@ -146,17 +176,20 @@ public sealed class BalancedPlannerTests
         var tracker = new HandOffTracker(Ttl, TimeSpan.FromSeconds(2), time.TimestampFrequency);
         var none = new Dictionary<string, string>();
         tracker.Observe(new HashSet<string> { "s" }, none, time.GetTimestamp());
-        tracker.HandedOff("s", "b", time.GetTimestamp());
-        tracker.Observe(new HashSet<string>(), none, time.GetTimestamp());
-        time.Advance(TimeSpan.FromSeconds(2));
-        tracker.Observe(new HashSet<string> { "s" }, none, time.GetTimestamp());
-        time.Advance(Ttl);
+
+        // Handed to b, not taken, back with us after the bound; then a lease TTL later.
+        void FailedHandOff()
+        {
+            tracker.HandedOff("s", "b", time.GetTimestamp());
+            tracker.Observe(new HashSet<string>(), none, time.GetTimestamp());
+            time.Advance(TimeSpan.FromSeconds(2));
+            tracker.Observe(new HashSet<string> { "s" }, none, time.GetTimestamp());
+            time.Advance(Ttl);
+        }
+
+        FailedHandOff();
         Assert.False(tracker.InBackoff("b", time.GetTimestamp()));
-        tracker.HandedOff("s", "b", time.GetTimestamp());
-        tracker.Observe(new HashSet<string>(), none, time.GetTimestamp());
-        time.Advance(TimeSpan.FromSeconds(2));
-        tracker.Observe(new HashSet<string> { "s" }, none, time.GetTimestamp());
-        time.Advance(Ttl);
+        FailedHandOff();
         Assert.True(tracker.InBackoff("b", time.GetTimestamp()));
         time.Advance(Ttl);
         Assert.False(tracker.InBackoff("b", time.GetTimestamp()));
