@@ -1,4 +1,7 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using PollLease.Coordination;
+using PollLease.Telemetry;
 
 namespace PollLease.Assignment;
 
@@ -51,6 +54,7 @@ internal sealed class BalancedPlanner : ILeasePlanner
     private readonly PlannerTimings _timings;
     private readonly HandOffTracker _handOffs;
     private readonly HashSet<string> _stale = new(StringComparer.Ordinal);
+    private readonly ILogger _logger;
 
     private BalancedAssignment _current = BalancedAssignment.Compute([], []);
     private object? _sessionSource;
@@ -58,8 +62,9 @@ internal sealed class BalancedPlanner : ILeasePlanner
     private PublishedAssignment? _base;
     private (PublishedAssignment? Base, SessionSet Sessions, PreviousOwners? Owners) _resolved;
 
-    public BalancedPlanner(double epsilon, TimeProvider time, PlannerTimings timings)
+    public BalancedPlanner(double epsilon, TimeProvider time, PlannerTimings timings, ILogger? logger = null)
     {
+        _logger = logger ?? NullLogger.Instance;
         _epsilon = epsilon;
         _time = time;
         _timings = timings;
@@ -98,7 +103,10 @@ internal sealed class BalancedPlanner : ILeasePlanner
         }
 
         var now = _time.GetTimestamp();
-        _handOffs.Observe(input.Held, input.HeldElsewhere, now);
+        foreach (var (session, target, backoff) in _handOffs.Observe(input.Held, input.HeldElsewhere, now))
+        {
+            AssignmentLog.HandOffFailed(_logger, input.Self, session, target, TimeSpan.FromSeconds((double)backoff / _time.TimestampFrequency));
+        }
         var assignment = AssignmentFor(Able(input), input.ActiveSessions);
         var acquire = new List<string>();
         foreach (var session in assignment.SessionsOf(input.Self))
@@ -158,18 +166,20 @@ internal sealed class BalancedPlanner : ILeasePlanner
             {
                 continue;
             }
-            var stale = false;
-            if (judge && input.HeartbeatAge.TryGetValue(node, out var age))
+            var age = TimeSpan.Zero;
+            if (judge && input.HeartbeatAge.TryGetValue(node, out age) && age > _timings.StaleAfter)
             {
-                stale = age > _timings.StaleAfter;
-            }
-            if (stale)
-            {
-                _stale.Add(node);
+                if (_stale.Add(node))
+                {
+                    AssignmentLog.Stale(_logger, input.Self, node, age);
+                }
             }
             else
             {
-                _stale.Remove(node);
+                if (_stale.Remove(node))
+                {
+                    AssignmentLog.Fresh(_logger, input.Self, node);
+                }
                 able.Add(node);
             }
         }

@@ -39,8 +39,10 @@ internal sealed class HandOffTracker
     /// Takes in a cycle's view: sessions that appear in <paramref name="held"/> were acquired (a hand-off of one of
     /// them failed); a pending session seen held by its target succeeded, one seen held by another is forgotten.
     /// </summary>
-    public void Observe(IReadOnlySet<string> held, IReadOnlyDictionary<string, string> heldElsewhere, long now)
+    /// <returns>The hand-offs found failed, with the backoff their target now has (ticks).</returns>
+    public List<(string Session, string Target, long Backoff)> Observe(IReadOnlySet<string> held, IReadOnlyDictionary<string, string> heldElsewhere, long now)
     {
+        var failed = new List<(string, string, long)>();
         foreach (var session in held)
         {
             if (_held.Contains(session))
@@ -50,7 +52,7 @@ internal sealed class HandOffTracker
             _acquired[session] = _acquired.TryGetValue(session, out var times) ? (times.Last, now) : (long.MinValue, now);
             if (_pending.Remove(session, out var handOff))
             {
-                Failed(handOff.Target, now);
+                failed.Add((session, handOff.Target, Failed(handOff.Target, now)));
             }
         }
         _held = new HashSet<string>(held, StringComparer.Ordinal);
@@ -83,6 +85,7 @@ internal sealed class HandOffTracker
                 _acquired.Remove(session);
             }
         }
+        return failed;
     }
 
     /// <summary>False when this instance already acquired the session twice in the last lease TTL.</summary>
@@ -117,10 +120,11 @@ internal sealed class HandOffTracker
     /// <summary>Forgets a pending hand-off that no longer applies (its session now belongs to another instance).</summary>
     public void Forget(string session) => _pending.Remove(session);
 
-    private void Failed(string target, long now)
+    private long Failed(string target, long now)
     {
         var failures = _backoff.TryGetValue(target, out var b) ? b.Failures + 1 : 1;
-        var ttls = Math.Min(MaxBackoffTtls, 1L << Math.Min(failures - 1, 30));
-        _backoff[target] = (failures, now + (ttls * _window));
+        var backoff = Math.Min(MaxBackoffTtls, 1L << Math.Min(failures - 1, 30)) * _window;
+        _backoff[target] = (failures, now + backoff);
+        return backoff;
     }
 }

@@ -73,7 +73,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         TimeProvider? timeProvider = null,
         ILoggerFactory? loggerFactory = null,
         IMeterFactory? meterFactory = null)
-        : this(redis, options, sessions, DefaultPlanner(options, timeProvider), timeProvider, loggerFactory, meterFactory)
+        : this(redis, options, sessions, DefaultPlanner(options, timeProvider, loggerFactory), timeProvider, loggerFactory, meterFactory)
     {
     }
 
@@ -122,10 +122,10 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     /// <summary>How early a foreign lease counts as expired: wake-ups timed for an expiry can fire a hair early.</summary>
     private long ExpiryTolerance => (long)(MinForeignWait.TotalSeconds * 2 * _time.TimestampFrequency);
 
-    private static BalancedPlanner DefaultPlanner(PollLeaseOptions options, TimeProvider? time)
+    private static BalancedPlanner DefaultPlanner(PollLeaseOptions options, TimeProvider? time, ILoggerFactory? loggerFactory)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return new BalancedPlanner(options.BalanceEpsilon, time ?? TimeProvider.System, PlannerTimings.From(options));
+        return new BalancedPlanner(options.BalanceEpsilon, time ?? TimeProvider.System, PlannerTimings.From(options), loggerFactory?.CreateLogger("PollLease.Assignment"));
     }
 
     /// <summary>Raised for every lease change. Handlers run on the cycle's thread; exceptions are logged and ignored.</summary>

@@ -1,4 +1,5 @@
 using CsCheck;
+using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Time.Testing;
 using PollLease.Assignment;
 using PollLease.Coordination;
@@ -111,7 +112,8 @@ public sealed class BalancedPlannerTests
     public void A_stale_instance_is_no_hand_off_target_until_it_heartbeats_again()
     {
         var time = new FakeTimeProvider();
-        var planner = Planner(time);
+        var log = new FakeLogger();
+        var planner = new BalancedPlanner(0, time, Timings, log);
         var live = new[] { "a", "b" };
         var bs = BalancedAssignment.Compute(live, Sessions).SessionsOf("b");
         var stale = planner.Plan(Input("a", live, Sessions, ages: new() { ["a"] = Fresh, ["b"] = Silent }));
@@ -119,6 +121,8 @@ public sealed class BalancedPlannerTests
 
         var back = planner.Plan(Input("a", live, Sessions, ages: new() { ["a"] = Fresh, ["b"] = Fresh }));
         Assert.Equal(bs.Order(StringComparer.Ordinal), back.Release.Select(r => r.SessionId).Order(StringComparer.Ordinal));
+        // Logged once per change, not once per cycle.
+        Assert.Equal([8005, 8006], log.Collector.GetSnapshot().Select(r => r.Id.Id));
     }
 
     [Fact]
@@ -135,7 +139,8 @@ public sealed class BalancedPlannerTests
     public void A_hand_off_the_target_does_not_take_is_taken_back_after_the_bound_and_the_target_backs_off()
     {
         var time = new FakeTimeProvider();
-        var planner = Planner(time);
+        var log = new FakeLogger();
+        var planner = new BalancedPlanner(0, time, Timings, log);
         var live = new[] { "a", "b" };
         var session = BalancedAssignment.Compute(live, Sessions).SessionsOf("b")[0];
         string[] one = [session];
@@ -156,6 +161,7 @@ public sealed class BalancedPlannerTests
         var kept = planner.Plan(Input("a", live, one, sessions: one));
         Assert.Empty(kept.Release);
         Assert.True(planner.HandOffs.InBackoff("b", time.GetTimestamp()));
+        Assert.Contains($"session={session} target=b; no hand-offs to it for 00:00:03", log.LatestRecord.Message, StringComparison.Ordinal);
         time.Advance(Ttl);
         Assert.Equal([(session, LeaseReasons.Rebalance)], planner.Plan(Input("a", live, one, sessions: one)).Release);
 
