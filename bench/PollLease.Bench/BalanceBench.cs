@@ -179,6 +179,9 @@ internal static class RecomputeBench
                 md.AppendLine(CultureInfo.InvariantCulture, $"| {n} | {change} | {compute.Median:0.0} ms ({compute.Min:0.0}) | {plan.Median:0.0} ms ({plan.Min:0.0}) |");
             }
         }
+        var fifty = BalanceBench.NodeIds(50, 7);
+        var stateless = Median(runs, () => BalancedAssignment.Compute(fifty, sessions));
+        md.AppendLine(CultureInfo.InvariantCulture, $"| 50 | none published: stateless, every session scored against every instance | {stateless.Median:0.0} ms ({stateless.Min:0.0}) | - |");
         md.AppendLine();
         md.AppendLine(CultureInfo.InvariantCulture, $"Slowest plan on a membership change, median: **{worst:0.0} ms** (target < 20 ms).");
         md.AppendLine();
