@@ -213,6 +213,6 @@ internal static partial class CycleScript
         return out
         """;
 
-    /// <summary>The script sent to Redis: <see cref="Prelude"/>, then <see cref="Body"/>.</summary>
+    /// <summary>The script sent to Redis: <see cref="Prelude"/>, the data-loss guard's functions, then <see cref="Body"/>.</summary>
     public const string Lua = Prelude + DataLossGuard.Lua + Body;
 }
