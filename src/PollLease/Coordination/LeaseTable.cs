@@ -42,7 +42,9 @@ internal sealed class LeaseTable
     private bool _anchored;
     private IReadOnlyList<string> _live = [];
     private FleetBeats _beats = FleetBeats.None;
-    private readonly TimeSpan _heartbeatTtl;
+    // The cycle script sets every heartbeat to server time + LeaseTtl (the leases hang on it): an instance's
+    // heartbeat age is that TTL less the time its heartbeat has left.
+    private readonly TimeSpan _beatTtl;
 
     /// <param name="self">This instance's id.</param>
     /// <param name="options">Validated options.</param>
@@ -52,7 +54,7 @@ internal sealed class LeaseTable
     {
         _self = self;
         _time = time;
-        _heartbeatTtl = options.HeartbeatTtl;
+        _beatTtl = options.LeaseTtl;
         _validity = Ticks(options.LeaseTtl - options.SafetyMargin);
         var keyTtl = LeaseStore.KeyTtl(options);
         _keyValidity = Ticks(keyTtl - options.SafetyMargin);
@@ -207,7 +209,7 @@ internal sealed class LeaseTable
             _anchored = true;
             var dropped = _live.Except(response.LiveNodes, StringComparer.Ordinal).Any();
             Volatile.Write(ref _live, response.LiveNodes);
-            _beats = FleetBeats.From(response, _heartbeatTtl, sent);
+            _beats = FleetBeats.From(response, _beatTtl, sent);
             _foreign.FollowHolders(response.HeartbeatExpiry);
             _quarantineUntil = response.Quarantine > TimeSpan.Zero ? sent + Ticks(response.Quarantine) : 0;
             var lost = events.Count(e => e.Kind == LeaseEventKind.Lost);
