@@ -235,16 +235,13 @@ internal sealed record FleetBeats(IReadOnlyDictionary<string, TimeSpan> Ages, lo
 {
     public static readonly FleetBeats None = new(new Dictionary<string, TimeSpan>(), 0);
 
-    /// <summary>
-    /// An instance's heartbeat age is the TTL its heartbeats are set to (<paramref name="beatTtl"/>) less the time its
-    /// heartbeat has left, by server time.
-    /// </summary>
-    public static FleetBeats From(CycleResponse response, TimeSpan beatTtl, long readAt)
+    /// <summary>An instance's heartbeat age is a beat's lifetime (LeaseTtl: the score is beat time + LeaseTtl) less what its entry has left, by server time.</summary>
+    public static FleetBeats From(CycleResponse response, TimeSpan beatLifetime, long readAt)
     {
         var ages = new Dictionary<string, TimeSpan>(response.HeartbeatExpiry.Count, StringComparer.Ordinal);
         foreach (var (node, expiry) in response.HeartbeatExpiry)
         {
-            ages[node] = beatTtl - TimeSpan.FromMilliseconds(expiry - response.ServerTimeMs);
+            ages[node] = beatLifetime - TimeSpan.FromMilliseconds(expiry - response.ServerTimeMs);
         }
         return new FleetBeats(ages, readAt);
     }
