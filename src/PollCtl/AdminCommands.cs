@@ -7,7 +7,7 @@ using PollLease.State;
 
 namespace PollCtl;
 
-/// <summary>`pollctl status`, `pollctl sessions ...`, `pollctl messages`: what the seed quickstart did with raw redis-cli.</summary>
+/// <summary>`pollctl status`, `pollctl sessions ...`, `pollctl messages`: the fleet's keys read and edited without raw redis-cli.</summary>
 internal static class AdminCommands
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };

@@ -284,11 +284,11 @@ public sealed class BalancedAssignment
     /// <summary>Every session's assigned instance: what <see cref="Compute(IEnumerable{string}, IEnumerable{string}, double, IReadOnlyDictionary{string, string}?)"/> takes as previous owners.</summary>
     public IReadOnlyDictionary<string, string> Owners => _owner;
 
-    /// <summary>The instance a session is assigned to, or null when the session is unknown or there are no instances (seed T031).</summary>
+    /// <summary>The instance a session is assigned to, or null when the session is unknown or there are no instances.</summary>
     /// <param name="sessionId">The session.</param>
     public string? PreferredOwner(string sessionId) => _owner.GetValueOrDefault(sessionId);
 
-    /// <summary>True when <paramref name="instanceId"/> is the session's assigned instance (seed T032).</summary>
+    /// <summary>True when <paramref name="instanceId"/> is the session's assigned instance.</summary>
     /// <param name="sessionId">The session.</param>
     /// <param name="instanceId">The instance.</param>
     public bool IsPreferredOwner(string sessionId, string instanceId) =>

@@ -3,7 +3,7 @@ using PollLease.Coordination;
 namespace PollLease.Assignment;
 
 /// <summary>
-/// Seed Phase 6 (T033-T035): acquire what <see cref="BalancedAssignment"/> gives this instance, release what it
+/// Acquire what <see cref="BalancedAssignment"/> gives this instance, release what it
 /// gives a live other instance (reason <c>rebalance</c>), and stand in for a silent preferred owner.
 /// </summary>
 /// <remarks>

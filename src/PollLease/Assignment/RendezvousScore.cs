@@ -10,7 +10,7 @@ internal enum RendezvousHash
     /// <summary>XxHash64 from System.IO.Hashing: well mixed on ids that differ in a few trailing digits. The default.</summary>
     XxHash64,
 
-    /// <summary>FNV-1a 64, the seed's choice: kept for comparison.</summary>
+    /// <summary>FNV-1a 64, the first hash used: kept so the balance bench can compare the two.</summary>
     Fnv1a,
 }
 

@@ -27,7 +27,7 @@ internal static class ElectionScripts
         """;
 
     /// <summary>
-    /// The compare-and-set renew (the Redis stand-in for the seed's revision-checked Update).
+    /// The compare-and-set renew: it extends the key only while it still holds this leader's value.
     /// KEYS: leader key. ARGV: expected value (<c>id|token</c>), ttl ms. Returns { 1, '' } or { 0, current value or '' }.
     /// </summary>
     public const string Renew = """

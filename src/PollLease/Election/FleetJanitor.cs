@@ -209,7 +209,7 @@ public sealed class FleetJanitor : IAsyncDisposable
 
     private async Task<JanitorSweep?> SweepCoreAsync(long token, CancellationToken cancellationToken)
     {
-        // Seed 7.3: check the role right before acting; the scripts check it again, atomically, for every write.
+        // A paused or partitioned leader may have lost the role without knowing: check it right before acting; the scripts check it again, atomically, for every write.
         if (!await _election.ValidateTokenAsync(token, cancellationToken).ConfigureAwait(false))
         {
             ElectionLog.JanitorFenced(_logger, _election.InstanceId);

@@ -10,7 +10,7 @@ using StackExchange.Redis;
 namespace PollLease.Election;
 
 /// <summary>
-/// Leader election for one role over the fleet's Redis (seed 003 over Redis instead of NATS KV). The key
+/// Leader election for one role over the fleet's Redis. The key
 /// <c>{prefix}:leader:{role}</c> holds <c>id|token</c>; it is taken atomically when absent, renewed by a
 /// compare-and-set (a mismatch demotes at once), and deleted on release. The leader stops acting at
 /// <c>sent time of its last successful renew + RenewDeadline</c>, measured on the local monotonic clock, which the
@@ -268,7 +268,7 @@ public sealed class LeaderElection : IAsyncDisposable
     }
 
     /// <summary>
-    /// Checks against Redis, right before a critical operation (seed 7.3), that this instance still leads with the
+    /// Checks against Redis, right before a critical operation, that this instance still leads with the
     /// current token. False when not leading, when the key holds something else (which also demotes), or when
     /// Redis cannot confirm it.
     /// </summary>
@@ -481,7 +481,7 @@ public sealed class LeaderElection : IAsyncDisposable
 
         if (_time.GetElapsedTime(_lastValidation) >= _options.ValidationInterval)
         {
-            // Seed 7.2: besides the compare-and-set, re-read the key now and then and demote on any mismatch.
+            // Besides the compare-and-set, re-read the key now and then and demote on any mismatch.
             _lastValidation = _time.GetTimestamp();
             await ValidateTokenAsync(cancellationToken).ConfigureAwait(false);
         }

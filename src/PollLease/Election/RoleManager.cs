@@ -5,7 +5,7 @@ using StackExchange.Redis;
 namespace PollLease.Election;
 
 /// <summary>
-/// Several roles for one instance (seed Step 16): each role is its own <see cref="LeaderElection"/> with its own
+/// Several roles for one instance: each role is its own <see cref="LeaderElection"/> with its own
 /// key, token and callbacks, over one connection and one set of timings; the status is aggregated.
 /// </summary>
 public sealed class RoleManager : IAsyncDisposable

@@ -28,8 +28,8 @@ public sealed class PollingOptions
     public double Jitter { get; set; } = 0.1;
 
     /// <summary>
-    /// Check ownership against Redis (one round trip) before every poll, not only against the local lease state
-    /// (seed T027). Sessions whose metadata has <c>critical=true</c> are always checked. Default false.
+    /// Check ownership against Redis (one round trip) before every poll, not only against the local lease state,
+    /// for handlers whose side effects must not run twice even briefly. Sessions whose metadata has <c>critical=true</c> are always checked. Default false.
     /// </summary>
     public bool StrictOwnershipCheck { get; set; }
 

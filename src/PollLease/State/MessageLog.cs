@@ -9,7 +9,7 @@ using StackExchange.Redis;
 namespace PollLease.State;
 
 /// <summary>
-/// Per-session message log in the Redis list <c>{prefix}:messages:{session}</c> (seed 004, User Story 3). An
+/// Per-session message log in the Redis list <c>{prefix}:messages:{session}</c>. An
 /// append is one script call whatever the history length: it checks the writer's fencing token against the
 /// session's current one, pushes the batch, refreshes the TTL and trims to the maximum length, atomically.
 /// </summary>
@@ -167,7 +167,7 @@ public sealed class MessageLog
     }
 
     /// <summary>
-    /// Seed T014: a log stored the old way (a JSON array in a string key) becomes a list, in one transaction
+    /// Logs written by earlier versions stay readable: a log stored the old way (a JSON array in a string key) becomes a list, in one transaction
     /// that only commits if the string is still the one read. Each old element is kept as a body with token 0.
     /// </summary>
     private async Task MigrateAsync(IDatabase db, string sessionId, CancellationToken cancellationToken)

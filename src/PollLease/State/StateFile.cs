@@ -6,7 +6,7 @@ using PollLease.Telemetry;
 namespace PollLease.State;
 
 /// <summary>
-/// A JSON state file that survives crashes (seed 004 User Story 1): a save writes a temp file in the same
+/// A JSON state file that survives crashes: a save writes a temp file in the same
 /// directory, fsyncs and closes it, keeps the previous file as <c>.bak</c>, then renames the temp into place,
 /// so a reader sees the old file or the new one, never half of one. A load that finds the file corrupted
 /// falls back to the <c>.bak</c> and restores it.

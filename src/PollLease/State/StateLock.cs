@@ -13,7 +13,7 @@ namespace PollLease.State;
 public sealed record StateLockHolder(int Pid, string Host, DateTimeOffset Acquired);
 
 /// <summary>
-/// Serializes writers of a state file across processes (seed 004 User Story 2): a lock file created
+/// Serializes writers of a state file across processes: a lock file created
 /// exclusively next to it, holding PID, host name and time. A lock whose process is dead on this host, or that
 /// is older than the stale threshold, is broken with a warning.
 /// </summary>

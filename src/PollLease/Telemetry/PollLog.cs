@@ -3,7 +3,7 @@ using PollLease.Polling;
 
 namespace PollLease.Telemetry;
 
-/// <summary>The poll scheduler's log lines (seed T029: one line per poll start with instance, session and token).</summary>
+/// <summary>The poll scheduler's log lines (one line per poll start with instance, session and token, so a double poll shows in the log).</summary>
 internal static partial class PollLog
 {
     [LoggerMessage(EventId = 2001, Level = LogLevel.Information, Message = "Poll started: instance={Instance} endpoint={Session} token={Token}")]
