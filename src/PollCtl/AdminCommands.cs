@@ -1,9 +1,10 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using PollCtl.Manifest;
 using PollLease.Coordination;
+using PollLease.Messages;
 using PollLease.Sessions;
-using PollLease.State;
 
 namespace PollCtl;
 
@@ -164,7 +165,7 @@ internal static class AdminCommands
                     }
                 }
             }
-            catch (StateLockedException e)
+            catch (StateFileLockedException e)
             {
                 throw new PollCtlException(e.Message);
             }

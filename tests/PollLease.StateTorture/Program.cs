@@ -1,5 +1,4 @@
-using PollLease.Sessions;
-using PollLease.State;
+using PollCtl.Manifest;
 
 // Saves a growing state to args[0] forever, printing "ready" after the first save, so the test can kill it at
 // random points of a save (the test expects zero corrupted loads after 1,000 kills).

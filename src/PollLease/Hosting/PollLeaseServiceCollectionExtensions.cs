@@ -7,9 +7,10 @@ using Microsoft.Extensions.Options;
 using PollLease.Assignment;
 using PollLease.Coordination;
 using PollLease.Election;
+using PollLease.Fleet;
+using PollLease.Messages;
 using PollLease.Polling;
 using PollLease.Sessions;
-using PollLease.State;
 using StackExchange.Redis;
 
 namespace PollLease.Hosting;

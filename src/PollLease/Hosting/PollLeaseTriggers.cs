@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using PollLease.Coordination;
 using PollLease.Election;
+using PollLease.Fleet;
 using PollLease.Telemetry;
 
 namespace PollLease.Hosting;

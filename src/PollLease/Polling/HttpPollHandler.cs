@@ -7,7 +7,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
-using PollLease.State;
+using PollLease.Messages;
 using PollLease.Telemetry;
 
 namespace PollLease.Polling;

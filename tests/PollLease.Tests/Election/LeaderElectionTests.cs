@@ -394,26 +394,6 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
     }
 }
 
-internal sealed class TestMeterFactory : System.Diagnostics.Metrics.IMeterFactory
-{
-    private readonly List<System.Diagnostics.Metrics.Meter> _meters = [];
-
-    public System.Diagnostics.Metrics.Meter Create(System.Diagnostics.Metrics.MeterOptions options)
-    {
-        var meter = new System.Diagnostics.Metrics.Meter(options.Name, options.Version, options.Tags, this);
-        _meters.Add(meter);
-        return meter;
-    }
-
-    public void Dispose()
-    {
-        foreach (var m in _meters)
-        {
-            m.Dispose();
-        }
-    }
-}
-
 public sealed class LeaderElectionTests_RedisServer(RedisServerFixture f) : LeaderElectionTests(f), IClassFixture<RedisServerFixture>;
 
 public sealed class LeaderElectionTests_Garnet(GarnetFixture f) : LeaderElectionTests(f), IClassFixture<GarnetFixture>;

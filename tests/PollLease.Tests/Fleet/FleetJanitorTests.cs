@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using PollLease.Election;
+using PollLease.Fleet;
 using PollLease.Hosting;
 using PollLease.Polling;
 using PollLease.Sessions;
@@ -12,7 +13,7 @@ using PollLease.Tests.Infrastructure;
 using StackExchange.Redis;
 using static PollLease.Tests.Election.ElectionTestKit;
 
-namespace PollLease.Tests.Election;
+namespace PollLease.Tests.Fleet;
 
 public abstract class FleetJanitorTests(RedisFixture fixture)
 {

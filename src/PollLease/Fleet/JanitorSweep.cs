@@ -1,4 +1,4 @@
-namespace PollLease.Election;
+namespace PollLease.Fleet;
 
 /// <summary>What one janitor sweep did and saw.</summary>
 /// <param name="At">Redis server time of the fleet snapshot.</param>

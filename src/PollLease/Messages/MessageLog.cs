@@ -6,7 +6,7 @@ using PollLease.Sessions;
 using PollLease.Telemetry;
 using StackExchange.Redis;
 
-namespace PollLease.State;
+namespace PollLease.Messages;
 
 /// <summary>
 /// Per-session message log in the Redis list <c>{prefix}:messages:{session}</c>. An
@@ -160,7 +160,7 @@ public sealed class MessageLog
             }
             else
             {
-                MessageLogLog.SkippedElement(_logger, sessionId, i, Preview(values[i]));
+                MessagesLog.SkippedElement(_logger, sessionId, i, Preview(values[i]));
             }
         }
         return messages;
@@ -193,7 +193,7 @@ public sealed class MessageLog
         }
         catch (JsonException e)
         {
-            MessageLogLog.LegacyUnreadable(_logger, e, sessionId);
+            MessagesLog.LegacyUnreadable(_logger, e, sessionId);
             throw new InvalidOperationException($"Session '{sessionId}': the legacy message key {key} is not a JSON array; it was left untouched.", e);
         }
         var tran = db.CreateTransaction();
@@ -204,7 +204,7 @@ public sealed class MessageLog
         if (await tran.ExecuteAsync().WaitAsync(cancellationToken).ConfigureAwait(false))
         {
             await Task.WhenAll(delete, push, expire).ConfigureAwait(false);
-            MessageLogLog.Migrated(_logger, sessionId, elements.Count);
+            MessagesLog.Migrated(_logger, sessionId, elements.Count);
         }
     }
 

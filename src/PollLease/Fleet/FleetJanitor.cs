@@ -4,11 +4,12 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using PollLease.Assignment;
 using PollLease.Coordination;
+using PollLease.Election;
 using PollLease.Sessions;
 using PollLease.Telemetry;
 using StackExchange.Redis;
 
-namespace PollLease.Election;
+namespace PollLease.Fleet;
 
 /// <summary>
 /// The fleet-wide duties, done by exactly one instance at a time: the holder of the <c>janitor</c> role. Each sweep

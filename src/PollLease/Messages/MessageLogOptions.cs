@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Options;
 
-namespace PollLease.State;
+namespace PollLease.Messages;
 
 /// <summary>Retention of the per-session message logs (configuration section <c>PollLease:Messages</c>).</summary>
 public sealed class MessageLogOptions

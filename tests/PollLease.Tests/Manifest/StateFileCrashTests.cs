@@ -1,9 +1,9 @@
 using System.Diagnostics;
+using PollCtl.Manifest;
 using PollLease.Sessions;
-using PollLease.State;
 using PollLease.Tests.Infrastructure;
 
-namespace PollLease.Tests.State;
+namespace PollLease.Tests.Manifest;
 
 /// <summary>
 /// Runs alone: its child processes keep every core busy, which would starve the timing-bound lease tests

@@ -1,7 +1,8 @@
 using Microsoft.Extensions.Options;
 using PollLease.Coordination;
+using PollLease.Election;
 
-namespace PollLease.Election;
+namespace PollLease.Fleet;
 
 /// <summary>Validates <see cref="JanitorOptions"/> (and its election's timings) when the janitor is enabled.</summary>
 public sealed class JanitorOptionsValidator : IValidateOptions<JanitorOptions>
