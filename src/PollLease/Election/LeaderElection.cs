@@ -183,14 +183,14 @@ public sealed class LeaderElection : IAsyncDisposable
 
     /// <summary>
     /// Stops the election: ends the loop, demotes (OnDemote runs with reason <c>stopped</c>), deletes the key when
-    /// asked and still held, and waits for OnDemote up to <see cref="StopOptions.DemoteTimeout"/>. Returns true when
+    /// asked and still held, and waits for OnDemote up to <see cref="ElectionStopOptions.DemoteTimeout"/>. Returns true when
     /// OnDemote finished (or there was nothing to wait for) in time.
     /// </summary>
     /// <param name="options">Key deletion and the OnDemote wait; defaults when null.</param>
     /// <param name="cancellationToken">Abandons the waits (the key then expires by its TTL).</param>
-    public async Task<bool> StopAsync(StopOptions? options = null, CancellationToken cancellationToken = default)
+    public async Task<bool> StopAsync(ElectionStopOptions? options = null, CancellationToken cancellationToken = default)
     {
-        options ??= new StopOptions();
+        options ??= new ElectionStopOptions();
         var loop = _loop;
         var cts = _loopCts;
         if (loop is null || cts is null)
@@ -315,7 +315,7 @@ public sealed class LeaderElection : IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
-        await StopAsync(new StopOptions { DemoteTimeout = _options.CallbackTimeout }).ConfigureAwait(false);
+        await StopAsync(new ElectionStopOptions { DemoteTimeout = _options.CallbackTimeout }).ConfigureAwait(false);
         await _deadlineTimer.DisposeAsync().ConfigureAwait(false);
         lock (_gate)
         {

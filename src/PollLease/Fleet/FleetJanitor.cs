@@ -138,7 +138,7 @@ public sealed class FleetJanitor : IAsyncDisposable
     /// <summary>Leaves the election, releasing the role so another instance takes over at once.</summary>
     /// <param name="cancellationToken">Abandons the waits.</param>
     public Task<bool> StopAsync(CancellationToken cancellationToken = default) =>
-        _election.StopAsync(new StopOptions { DeleteKey = true, DemoteTimeout = _options.Election?.CallbackTimeout ?? TimeSpan.FromSeconds(5) }, cancellationToken);
+        _election.StopAsync(new ElectionStopOptions { DeleteKey = true, DemoteTimeout = _options.Election?.CallbackTimeout ?? TimeSpan.FromSeconds(5) }, cancellationToken);
 
     /// <summary>
     /// Also publish the fleet's assignment after every sweep: computed from the last published one, the live

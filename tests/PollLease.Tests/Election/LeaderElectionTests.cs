@@ -137,7 +137,7 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
         await b.StartAsync();
         await Eventually.TrueAsync(() => b.CurrentLeader == "node-a", Deadline, "node-b follows");
 
-        Assert.True(await a.StopAsync(new StopOptions { DeleteKey = true }));
+        Assert.True(await a.StopAsync(new ElectionStopOptions { DeleteKey = true }));
         Assert.False(a.IsLeader);
         Assert.Equal(["stopped"], demoted.ToArray());
         // The release is announced: node-b stands on the event rather than waiting for a TTL it never saw expire.
@@ -145,7 +145,7 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
         await a.DisposeAsync();
 
         var bToken = b.Token;
-        Assert.True(await b.StopAsync(new StopOptions { DeleteKey = false }));
+        Assert.True(await b.StopAsync(new ElectionStopOptions { DeleteKey = false }));
         Assert.False(b.IsLeader);
         var value = await fixture.Redis.GetDatabase().StringGetAsync(LeaderKey(_prefix));
         Assert.Equal($"node-b|{bToken}", value.ToString());
@@ -161,7 +161,7 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
         await a.StartAsync();
         await Eventually.TrueAsync(() => a.IsLeader, Deadline, "node-a leads");
 
-        var completed = await a.StopAsync(new StopOptions { DemoteTimeout = TimeSpan.FromMilliseconds(200) });
+        var completed = await a.StopAsync(new ElectionStopOptions { DemoteTimeout = TimeSpan.FromMilliseconds(200) });
 
         Assert.False(completed);
         Assert.False(a.IsLeader);
@@ -171,7 +171,7 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
         await c.StartAsync();
         await Eventually.TrueAsync(() => c.IsLeader, Deadline, "node-c leads");
         using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => c.StopAsync(new StopOptions { DemoteTimeout = TimeSpan.FromMinutes(5) }, cancel.Token));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => c.StopAsync(new ElectionStopOptions { DemoteTimeout = TimeSpan.FromMinutes(5) }, cancel.Token));
         Assert.False(c.IsLeader);
         never.TrySetResult();
     }
@@ -197,7 +197,7 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
         Assert.False(a.IsLeader);
         Assert.Equal(["unhealthy"], demoted.ToArray());
         // While unhealthy node-a does not stand, even for a free key.
-        await b.StopAsync(new StopOptions { DeleteKey = true });
+        await b.StopAsync(new ElectionStopOptions { DeleteKey = true });
         await Eventually.TrueAsync(async () => !await fixture.Redis.GetDatabase().KeyExistsAsync(LeaderKey(_prefix)), Deadline, "key gone");
         Assert.False(a.IsLeader);
 
@@ -326,7 +326,7 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
         await b.StartAsync();
         await Eventually.TrueAsync(() => b.CurrentLeader == "node-a", Deadline, "node-b follows");
 
-        await a.StopAsync(new StopOptions { DeleteKey = true });
+        await a.StopAsync(new ElectionStopOptions { DeleteKey = true });
 
         await Eventually.TrueAsync(() => b.IsLeader, TimeSpan.FromSeconds(10), "node-b leads on the release event");
         await Assert.ThrowsAsync<InvalidOperationException>(() => b.StartAsync()); // one loop per election
