@@ -70,9 +70,6 @@ internal sealed class PollLeaseHostedService : IHostedService, IDisposable
     /// <summary>Asks the poll loop for a scheduling pass now (due polls of owned sessions start at once).</summary>
     internal void WakePolling() => _scheduler.Wake();
 
-    /// <summary>Scheduling passes the poll loop has completed.</summary>
-    internal long PollPasses => _scheduler.Passes;
-
     public void Dispose()
     {
         _stopping?.Dispose();

@@ -34,7 +34,6 @@ internal sealed class PollScheduler : IDisposable
     private readonly HashSet<Task> _running = [];
     private IReadOnlyDictionary<string, PollSession> _known = new Dictionary<string, PollSession>();
     private readonly WakeSignal _wake = new();
-    private long _passes;
 
     public PollScheduler(
         ILeaseView leases,
@@ -72,9 +71,6 @@ internal sealed class PollScheduler : IDisposable
         }
         await WhenIdleAsync().ConfigureAwait(false);
     }
-
-    /// <summary>Scheduling passes completed so far (tests wait on it instead of on time).</summary>
-    public long Passes => Interlocked.Read(ref _passes);
 
     /// <summary>Runs the next scheduling pass now instead of at the next tick (passes never overlap).</summary>
     public void Wake() => _wake.Set();
@@ -168,7 +164,6 @@ internal sealed class PollScheduler : IDisposable
                 _running.Add(task);
             }
         }
-        Interlocked.Increment(ref _passes);
     }
 
     private async Task PollOneAsync(PollSession session, LeaseSnapshot lease, long scheduledAt, Schedule schedule, CancellationToken stopping)
