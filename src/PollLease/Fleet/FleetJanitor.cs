@@ -1,5 +1,4 @@
 using System.Diagnostics.Metrics;
-using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using PollLease.Assignment;
@@ -25,10 +24,8 @@ public sealed class FleetJanitor : IAsyncDisposable
     /// cutoff (it may have come back since it was read). Returns the count removed, or -1 when not the janitor.
     /// </summary>
     internal const string RemoveDeadNodesScript = """
-        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        local cutoff = now - tonumber(ARGV[2])
+        if not holds(KEYS[1], ARGV[1]) then return -1 end
+        local cutoff = server_ms() - tonumber(ARGV[2])
         local removed = 0
         for i = 3, #ARGV do
           local score = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[i]))
@@ -48,7 +45,7 @@ public sealed class FleetJanitor : IAsyncDisposable
     /// or { -1, 0 } when not the janitor.
     /// </summary>
     internal const string RemoveOrphansScript = """
-        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return { -1, 0 } end
+        if not holds(KEYS[1], ARGV[1]) then return { -1, 0 } end
         local leases = 0
         local fences = 0
         for i = 2, #ARGV do
@@ -66,8 +63,8 @@ public sealed class FleetJanitor : IAsyncDisposable
         """;
 
     private const int ChunkSize = 100;
-    private static readonly RedisScript RemoveDeadNodes = new(RemoveDeadNodesScript);
-    private static readonly RedisScript RemoveOrphans = new(RemoveOrphansScript);
+    private static readonly RedisScript RemoveDeadNodes = new(LuaHelpers.Script(RemoveDeadNodesScript));
+    private static readonly RedisScript RemoveOrphans = new(LuaHelpers.Script(RemoveOrphansScript));
 
     private readonly IConnectionMultiplexer _redis;
     private readonly RedisKeys _keys;
@@ -89,6 +86,7 @@ public sealed class FleetJanitor : IAsyncDisposable
     private long _removedNodes;
     private long _removedLeases;
     private long _removedFences;
+    private readonly TimeSpan _stopBound;
 
     /// <summary>Creates the janitor of one instance; it acts only once elected.</summary>
     /// <param name="redis">The connection.</param>
@@ -115,6 +113,7 @@ public sealed class FleetJanitor : IAsyncDisposable
         var election = (options.Election ?? new ElectionOptions()).WithRole(JanitorOptions.Role);
         election.KeyPrefix = keyPrefix;
         election.InstanceId = instanceId;
+        _stopBound = election.CallbackTimeout;
         _election = new LeaderElection(redis, election, new ElectionCallbacks { OnPromote = RunAsync }, _time, loggerFactory, meterFactory);
         _metrics = new FleetMetrics(meterFactory, instanceId, () => _election.IsLeader ? Volatile.Read(ref _last) : null);
     }
@@ -172,25 +171,32 @@ public sealed class FleetJanitor : IAsyncDisposable
         _sweepGate.Dispose();
     }
 
+    /// <summary>The janitor's term: a sweep every interval until the term ends; the sweep in flight is then cancelled.</summary>
     private async Task RunAsync(ElectionTerm term)
     {
-        while (!term.Leadership.IsCancellationRequested)
+        using var loop = new BackgroundLoop(_time);
+        loop.Start(async ct =>
         {
-            try
-            {
-                await SweepAsync(term.Token, term.Leadership).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (term.Leadership.IsCancellationRequested)
-            {
-                return;
-            }
-#pragma warning disable CA1031 // One failed sweep (Redis down, a malformed key) must not end the janitor's term.
-            catch (Exception e)
-#pragma warning restore CA1031
-            {
-                ElectionLog.JanitorFailed(_logger, e, _election.InstanceId);
-            }
-            await Task.Delay(_options.Interval, _time, term.Leadership).ConfigureAwait(false);
+            await SweepAsync(term.Token, ct).ConfigureAwait(false);
+            return _options.Interval;
+        }, e =>
+        {
+            // One failed sweep (Redis down, a malformed key) must not end the janitor's term.
+            ElectionLog.JanitorFailed(_logger, e, _election.InstanceId);
+            return _options.Interval;
+        });
+        try
+        {
+            await Task.Delay(Timeout.InfiniteTimeSpan, _time, term.Leadership).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (term.Leadership.IsCancellationRequested)
+        {
+            // The term ended.
+        }
+        // Each Redis call of a sweep ends at once on cancellation; a sweep's own work is bounded by its chunks.
+        if (!await loop.StopAsync(_stopBound).ConfigureAwait(false))
+        {
+            ElectionLog.JanitorFailed(_logger, new TimeoutException($"The sweep in flight did not end within {_stopBound} of the term's end."), _election.InstanceId);
         }
     }
 
@@ -216,7 +222,7 @@ public sealed class FleetJanitor : IAsyncDisposable
             ElectionLog.JanitorFenced(_logger, _election.InstanceId);
             return null;
         }
-        var expected = _election.InstanceId + "|" + token.ToString(CultureInfo.InvariantCulture);
+        var expected = LeaseValue.Format(_election.InstanceId, token);
         var status = await _reader.ReadAsync(cancellationToken).ConfigureAwait(false);
         var db = _redis.GetDatabase();
 

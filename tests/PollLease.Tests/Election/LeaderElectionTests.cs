@@ -214,6 +214,7 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
         long aToken = 0;
         var fence = $"{{{_prefix}}}:resource:fence";
         LeaderElection? aRef = null;
+        // node-a's renews go through a store that holds them while paused, as a GC pause or SIGSTOP would.
         await using var a = new LeaderElection(fixture.Redis, Fast(_prefix, "node-a"), new ElectionCallbacks
         {
             OnPromote = t =>
@@ -222,15 +223,14 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
                 t.Leadership.Register(() => sequence.Enqueue("a-ended"));
                 return Task.CompletedTask;
             },
-        });
-        aRef = a;
-        a.BeforeRenew = async ct =>
+        }, null, null, null, store => new HeldRenewStore(store, async ct =>
         {
             if (Volatile.Read(ref pause))
             {
                 await gate.Task.WaitAsync(ct);
             }
-        };
+        }));
+        aRef = a;
         await a.StartAsync();
         await Eventually.TrueAsync(() => a.IsLeader && Interlocked.Read(ref aToken) != 0, Deadline, "node-a leads");
         Assert.True(await FencedWriteAsync(fixture.Redis, fence, aToken));
@@ -276,12 +276,12 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
         var entered = new TaskCompletionSource();
         var stuck = new TaskCompletionSource();
         var options = Options(_prefix, "node-a");
-        await using var a = new LeaderElection(fixture.Redis, options, new ElectionCallbacks { OnDemote = r => { demoted.TrySetResult(r); return Task.CompletedTask; } }, time);
-        a.BeforeRenew = ct =>
-        {
-            entered.TrySetResult();
-            return stuck.Task.WaitAsync(ct);
-        };
+        await using var a = new LeaderElection(fixture.Redis, options, new ElectionCallbacks { OnDemote = r => { demoted.TrySetResult(r); return Task.CompletedTask; } },
+            time, null, null, store => new HeldRenewStore(store, ct =>
+            {
+                entered.TrySetResult();
+                return stuck.Task.WaitAsync(ct);
+            }));
         await a.StartAsync();
         await Eventually.TrueAsync(() => a.IsLeader, Deadline, "node-a leads");
         // Move the fake clock until the loop reaches its first renew and hangs there.
@@ -392,6 +392,22 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
         await Eventually.TrueAsync(() => two.LeadingRoles.Count == 3, Deadline, "node-2 leads every role");
         Assert.All(two.Status.Values, s => Assert.True(s.IsLeader));
     }
+}
+
+/// <summary>The real Redis store, with each renew first awaiting <paramref name="hold"/>: a leader whose process is paused.</summary>
+internal sealed class HeldRenewStore(IElectionStore inner, Func<CancellationToken, Task> hold) : IElectionStore
+{
+    public Task<AcquireReply> AcquireAsync(CancellationToken cancellationToken) => inner.AcquireAsync(cancellationToken);
+
+    public async Task<RenewReply> RenewAsync(string value, CancellationToken cancellationToken)
+    {
+        await hold(cancellationToken);
+        return await inner.RenewAsync(value, cancellationToken);
+    }
+
+    public Task<bool> ReleaseAsync(string value, CancellationToken cancellationToken) => inner.ReleaseAsync(value, cancellationToken);
+
+    public Task<string?> ReadAsync(CancellationToken cancellationToken) => inner.ReadAsync(cancellationToken);
 }
 
 public sealed class LeaderElectionTests_RedisServer(RedisServerFixture f) : LeaderElectionTests(f), IClassFixture<RedisServerFixture>;
