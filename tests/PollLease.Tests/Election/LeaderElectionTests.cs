@@ -31,6 +31,27 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
     }
 
     [Fact]
+    public async Task A_leader_key_of_the_wrong_type_costs_no_store_error_and_the_role_is_taken_once_it_is_gone()
+    {
+        var db = fixture.Redis.GetDatabase();
+        await db.HashSetAsync(LeaderKey(_prefix), "by", "hand");
+        await db.KeyExpireAsync(LeaderKey(_prefix), TimeSpan.FromMinutes(5));
+        using var meterFactory = new TestMeterFactory();
+        using var failures = new MetricCollector<long>(meterFactory, PollLease.Telemetry.PollLeaseTelemetry.MeterName, "election_failures_total");
+        await using var a = new LeaderElection(fixture.Redis, Options(_prefix, "node-a"), meterFactory: meterFactory);
+        await a.StartAsync();
+
+        // The guarded GET answers 'wrong-type': seen as a foreign holder, never as a failing script.
+        await Eventually.TrueAsync(() => a.Status.Running && !a.IsLeader, Deadline, "node-a follows");
+        Assert.False(a.Status.CircuitOpen);
+        Assert.DoesNotContain(failures.GetMeasurementSnapshot(), m => Equals(m.Tags["operation"], "acquire"));
+
+        await db.KeyDeleteAsync(LeaderKey(_prefix));
+        await Eventually.TrueAsync(() => a.IsLeader, Deadline, "node-a leads once the key is gone");
+        Assert.DoesNotContain(failures.GetMeasurementSnapshot(), m => Equals(m.Tags["operation"], "acquire"));
+    }
+
+    [Fact]
     public async Task Of_ten_candidates_started_together_exactly_one_wins_and_the_others_follow_it()
     {
         var elections = Enumerable.Range(0, 10).Select(i => new LeaderElection(fixture.Redis, Options(_prefix, $"node-{i}"))).ToArray();
