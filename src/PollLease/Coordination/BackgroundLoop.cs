@@ -4,8 +4,9 @@ namespace PollLease.Coordination;
 /// One background loop: runs a step, sleeps for the delay the step returns (or until <see cref="Wake"/>), and again,
 /// until stopped. The library's loops run on it, so starting, waking, surviving a failed step and a bounded stop are
 /// written once. A step that throws is reported to the failure handler, which returns the delay before the next try.
+/// Its cancellation source is disposed by the stop that saw the loop end.
 /// </summary>
-internal sealed class BackgroundLoop : IDisposable
+internal sealed class BackgroundLoop
 {
     private readonly WakeSignal _wake = new();
     private readonly TimeProvider _time;
@@ -14,7 +15,7 @@ internal sealed class BackgroundLoop : IDisposable
 
     public BackgroundLoop(TimeProvider time) => _time = time;
 
-    /// <summary>True from <see cref="Start"/> until <see cref="StopAsync"/>.</summary>
+    /// <summary>True from <see cref="Start"/> until <see cref="StopAsync"/> (after which it may start again).</summary>
     public bool IsRunning => Volatile.Read(ref _task) is not null;
 
     /// <summary>Starts the loop on the thread pool; the first step runs after <paramref name="firstDelay"/>.</summary>
@@ -41,8 +42,8 @@ internal sealed class BackgroundLoop : IDisposable
     /// </summary>
     public async Task<bool> StopAsync(TimeSpan bound, CancellationToken cancellationToken = default)
     {
-        var cts = Volatile.Read(ref _cts);
         var task = Interlocked.Exchange(ref _task, null);
+        var cts = Interlocked.Exchange(ref _cts, null);
         if (cts is null || task is null)
         {
             return true;
@@ -51,6 +52,7 @@ internal sealed class BackgroundLoop : IDisposable
         try
         {
             await task.WaitAsync(bound, _time, cancellationToken).ConfigureAwait(false);
+            cts.Dispose();
             return true;
         }
         catch (TimeoutException)
@@ -58,8 +60,6 @@ internal sealed class BackgroundLoop : IDisposable
             return false;
         }
     }
-
-    public void Dispose() => _cts?.Dispose();
 
     private async Task RunAsync(Func<CancellationToken, Task<TimeSpan>> step, Func<Exception, TimeSpan> failed, TimeSpan delay, CancellationToken stopping)
     {

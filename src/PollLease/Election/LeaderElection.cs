@@ -221,7 +221,6 @@ public sealed class LeaderElection : IAsyncDisposable
     {
         await StopAsync(new ElectionStopOptions { DemoteTimeout = _options.CallbackTimeout }).ConfigureAwait(false);
         await _leadership.DisposeAsync().ConfigureAwait(false);
-        _loop.Dispose();
     }
 
     private Task<TimeSpan> StepAsync(CancellationToken cancellationToken) =>

@@ -174,7 +174,7 @@ public sealed class FleetJanitor : IAsyncDisposable
     /// <summary>The janitor's term: a sweep every interval until the term ends; the sweep in flight is then cancelled.</summary>
     private async Task RunAsync(ElectionTerm term)
     {
-        using var loop = new BackgroundLoop(_time);
+        var loop = new BackgroundLoop(_time);
         loop.Start(async ct =>
         {
             await SweepAsync(term.Token, ct).ConfigureAwait(false);
