@@ -14,6 +14,7 @@ internal static class LuaHelpers
     /// fencing token, <c>max(last + 1, now)</c>, stored in <c>fence</c>: strictly increasing per key, and
     /// still increasing after Redis restarts empty (server time has moved on). <c>holds(key, value)</c>: true while
     /// <c>key</c> holds exactly <c>value</c>, the guard of every write done on behalf of a role or a lease.
+    /// <c>owned(value, mine)</c>: true when <c>value</c> is a value of the owner whose prefix <c>owner|</c> is <c>mine</c>.
     /// </summary>
     public const string Prelude = """
         local function server_ms()
@@ -33,6 +34,9 @@ internal static class LuaHelpers
         end
         local function holds(key, value)
           return get(key) == value
+        end
+        local function owned(value, mine)
+          return value ~= nil and value ~= false and string.sub(value, 1, #mine) == mine
         end
 
         """;

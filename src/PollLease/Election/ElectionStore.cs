@@ -57,11 +57,14 @@ internal sealed class ElectionStore : IElectionStore
         """;
 
     /// <summary>
-    /// Deletes the key only while it holds the expected value, and announces it so followers stand at once.
-    /// KEYS: leader key. ARGV: expected value, events channel, instance id, role. Returns 1 when deleted, else 0.
+    /// Deletes the key only while it holds the expected value (or, for an expected value ending in <c>|</c>, any value
+    /// of that owner: a stop also removes a term won by an acquire it stopped waiting for), and announces it so
+    /// followers stand at once. KEYS: leader key. ARGV: expected value, events channel, instance id, role. Returns 1
+    /// when deleted, else 0.
     /// </summary>
     internal const string ReleaseBody = """
-        if holds(KEYS[1], ARGV[1]) then
+        local cur = get(KEYS[1])
+        if cur == ARGV[1] or (string.sub(ARGV[1], -1) == '|' and owned(cur, ARGV[1])) then
           redis.call('DEL', KEYS[1])
           redis.call('PUBLISH', ARGV[2], 'leader-released|' .. ARGV[3] .. '|' .. ARGV[4])
           return 1

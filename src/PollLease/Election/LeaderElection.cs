@@ -148,15 +148,16 @@ public sealed class LeaderElection : IAsyncDisposable
         }
         await _signals.StopAsync(cancellationToken).ConfigureAwait(false);
 
-        var value = _state.Value ?? _state.Stale;
         _leadership.Demote(DemotionReasons.Stopped, null);
         var deleted = false;
         var demoteCompleted = true;
         try
         {
-            if (options.DeleteKey && value is not null)
+            if (options.DeleteKey)
             {
-                deleted = await TryReleaseAsync(value, cancellationToken).ConfigureAwait(false);
+                // By owner, not by the value last seen: an acquire the stopped loop no longer waited for may still have
+                // run (it was sent before this, on the same connection) and won a term this instance never heard of.
+                deleted = await TryReleaseAsync(LeaseValue.OwnerPrefix(InstanceId), cancellationToken).ConfigureAwait(false);
             }
             if (_state.DemoteDone is { } demoteDone)
             {

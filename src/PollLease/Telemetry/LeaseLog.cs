@@ -35,8 +35,8 @@ internal static partial class LeaseLog
     [LoggerMessage(EventId = 1009, Level = LogLevel.Information, Message = "Instance stopped: instance={Instance} released={Released} deregistered={Deregistered}")]
     public static partial void Stopped(ILogger logger, string instance, int released, bool deregistered);
 
-    [LoggerMessage(EventId = 1010, Level = LogLevel.Error, Message = "Instance shutdown release failed: instance={Instance} leases={Count}; they will expire by their TTL")]
-    public static partial void StopFailed(ILogger logger, Exception exception, string instance, int count);
+    [LoggerMessage(EventId = 1010, Level = LogLevel.Error, Message = "Instance stop could not release its leases: instance={Instance} leftToExpire={Count}; others may take them once its heartbeat expires (within leaseTtl={LeaseTtl})")]
+    public static partial void StopFailed(ILogger logger, Exception exception, string instance, int count, TimeSpan leaseTtl);
 
     [LoggerMessage(EventId = 1011, Level = LogLevel.Warning, Message = "Lease value in unexpected format: endpoint={Session} value={Value}; treating the session as held by someone else")]
     public static partial void MalformedLease(ILogger logger, string session, string value);

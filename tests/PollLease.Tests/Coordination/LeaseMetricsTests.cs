@@ -25,7 +25,8 @@ public abstract class LeaseMetricsTests(RedisFixture fixture)
 
         await a.RunCycleAsync();
         await a.ReleaseAsync("s1", LeaseReasons.Rebalance);
-        await fixture.Redis.GetDatabase().KeyDeleteAsync($"{{{prefix}}}:lease:s2");
+        // Its heartbeat vanishes from the registry: the next cycle finds it lapsed and gives up every lease it held.
+        await fixture.Redis.GetDatabase().SortedSetRemoveAsync($"{{{prefix}}}:nodes", "node-m");
         await a.RunCycleAsync();
         owned.RecordObservableInstruments();
 
@@ -33,10 +34,10 @@ public abstract class LeaseMetricsTests(RedisFixture fixture)
         var r = Assert.Single(released.GetMeasurementSnapshot());
         Assert.Equal(LeaseReasons.Rebalance, r.Tags["reason"]);
         Assert.Equal("node-m", r.Tags["instance"]);
-        var l = Assert.Single(lost.GetMeasurementSnapshot());
-        Assert.Equal(LeaseReasons.Expired, l.Tags["reason"]);
+        Assert.Equal(2, lost.GetMeasurementSnapshot().Count);
+        Assert.All(lost.GetMeasurementSnapshot(), l => Assert.Equal(LeaseReasons.HeartbeatLapsed, l.Tags["reason"]));
         Assert.Equal(2, duration.GetMeasurementSnapshot().Count);
-        Assert.Equal(2, owned.LastMeasurement!.Value);
+        Assert.Equal(1, owned.LastMeasurement!.Value);
     }
 
     private sealed class TestMeterFactory : IMeterFactory
