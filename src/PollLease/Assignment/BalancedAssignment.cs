@@ -18,7 +18,7 @@ namespace PollLease.Assignment;
 /// displaced sessions through full instances moved one session per hop (1.9 x the minimum on a join, against
 /// 1.3 x now; README, "Balance and failover").
 /// </remarks>
-public sealed class BalancedAssignment
+internal sealed class BalancedAssignment
 {
     /// <summary>Top choices per session a shed session tries before a full scan; deeper choices are rarely needed.</summary>
     private const int Choices = 8;

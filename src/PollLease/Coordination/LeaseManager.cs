@@ -84,7 +84,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     public IReadOnlyList<string> LiveNodes => _table.LiveNodes;
 
     /// <summary>The balanced assignment this instance planned its last cycle with; every instance with the same view computes the same one.</summary>
-    public BalancedAssignment Assignment =>
+    internal BalancedAssignment Assignment =>
         _planner is BalancedPlanner balanced ? balanced.Current : BalancedAssignment.Compute(LiveNodes.Append(InstanceId), ActiveSessions, Options.BalanceEpsilon);
 
     /// <summary>The instance the session is assigned to in <see cref="Assignment"/>, or null.</summary>

@@ -183,6 +183,7 @@ public sealed class LeaderElection : IAsyncDisposable
     /// Redis cannot confirm it.
     /// </summary>
     /// <param name="cancellationToken">Cancels the check.</param>
+#pragma warning disable RS0026 // Both overloads shipped with optional tokens; ValidateTokenAsync() and ValidateTokenAsync(token) stay unambiguous.
     public Task<bool> ValidateTokenAsync(CancellationToken cancellationToken = default) => ValidateTokenAsync(Token, cancellationToken);
 
     /// <summary>
@@ -192,6 +193,7 @@ public sealed class LeaderElection : IAsyncDisposable
     /// <param name="token">The token to check, e.g. the one handed to OnPromote.</param>
     /// <param name="cancellationToken">Cancels the check.</param>
     public async Task<bool> ValidateTokenAsync(long token, CancellationToken cancellationToken = default)
+#pragma warning restore RS0026
     {
         if (_state.ValueOf(token) is not { } expected)
         {

@@ -16,7 +16,7 @@ namespace PollLease.Fleet;
 /// catalog, and refreshes the fleet gauges. Every write is a script fenced on the janitor's own leader key, so a
 /// janitor that lost its role (paused, partitioned) cannot delete anything, even mid-sweep.
 /// </summary>
-public sealed class FleetJanitor : IAsyncDisposable
+internal sealed class FleetJanitor : IAsyncDisposable
 {
     /// <summary>
     /// KEYS: leader key, nodes zset, then one node key per candidate. ARGV: expected leader value, cutoff ms

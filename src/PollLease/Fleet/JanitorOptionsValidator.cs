@@ -5,7 +5,7 @@ using PollLease.Election;
 namespace PollLease.Fleet;
 
 /// <summary>Validates <see cref="JanitorOptions"/> (and its election's timings) when the janitor is enabled.</summary>
-public sealed class JanitorOptionsValidator : IValidateOptions<JanitorOptions>
+internal sealed class JanitorOptionsValidator : IValidateOptions<JanitorOptions>
 {
     /// <inheritdoc />
     public ValidateOptionsResult Validate(string? name, JanitorOptions options)

@@ -4,7 +4,7 @@ using PollLease.Sessions;
 namespace PollLease.Polling;
 
 /// <summary>Validates <see cref="PollingOptions"/>; each failure names the field, the value and the rule.</summary>
-public sealed class PollingOptionsValidator : IValidateOptions<PollingOptions>
+internal sealed class PollingOptionsValidator : IValidateOptions<PollingOptions>
 {
     /// <inheritdoc />
     public ValidateOptionsResult Validate(string? name, PollingOptions options)

@@ -8,7 +8,7 @@ namespace PollLease.Telemetry;
 /// (<c>TelemetryClient.GetMetric</c>), whose 2.x SDK has no meter listener. Observable instruments (the owned-lease
 /// gauge) report when <see cref="RecordObservableInstruments"/> is called.
 /// </summary>
-public sealed class PollLeaseMetricForwarder : IDisposable
+internal sealed class PollLeaseMetricForwarder : IDisposable
 {
     private readonly MeterListener _listener;
     private readonly Action<PollLeaseMeasurement> _onMeasurement;
