@@ -33,6 +33,9 @@ internal static class CycleScript
 
         /// <summary>Set of the session ids this instance acquired and has not released (its index).</summary>
         Held,
+
+        /// <summary>The fleet's data epoch (<see cref="DataLossGuard"/>).</summary>
+        Epoch,
     }
 
     /// <summary>Fixed ARGV, 1-based, before the per-session sections.</summary>
@@ -73,6 +76,9 @@ internal static class CycleScript
 
         /// <summary>Number of release entries.</summary>
         ReleaseCount,
+
+        /// <summary>The epoch this instance's leases were granted in ('' before its first answer).</summary>
+        KnownEpoch,
     }
 
     /// <summary>Reply fields, 1-based positions of the returned array.</summary>
@@ -101,6 +107,12 @@ internal static class CycleScript
 
         /// <summary>Catalog version or ''.</summary>
         CatalogVersion,
+
+        /// <summary>The fleet's data epoch id.</summary>
+        Epoch,
+
+        /// <summary>Milliseconds of the data-loss quarantine left (0: none); meanwhile nothing is acquired.</summary>
+        QuarantineMs,
     }
 
     /// <summary>Refresh entry: KEYS lease, poll-time; ARGV expected value, poll start ms or ''.</summary>
@@ -128,6 +140,8 @@ internal static class CycleScript
         local prefix = ARG_LeasePrefix
         local out = {}
         out[OUT_Swept] = 0
+        -- Redis lost data (restart, FLUSHALL, failover to a replica that missed writes): a new epoch and a quarantine.
+        local epoch, quarantine = epoch_guard(KEY_Epoch, ARG_Channel, me, now, ttl)
 
         -- get (the shared helper) answers 'wrong-type' for a key written by hand: it costs its own session, never the whole cycle.
 
@@ -148,11 +162,13 @@ internal static class CycleScript
 
         -- The heartbeat: every lease of this instance is valid while this score is ahead of server time, so this
         -- one ZADD renews them all. Found expired or missing (Redis lost it, or the instance stalled past it),
-        -- others may already have taken its leases: all are deleted and the client drops them.
+        -- others may already have taken its leases: all are deleted and the client drops them. So are leases
+        -- granted in an earlier epoch: after a loss nothing proves them (a replica may hold an older heartbeat).
         local lapsed = 0
         if mode > 0 then
           local beat = tonumber(redis.call('ZSCORE', KEY_Nodes, me))
-          if mode == MODE_Beat and (not beat or beat <= now) then
+          local stale = ARG_KnownEpoch ~= '' and ARG_KnownEpoch ~= epoch
+          if mode == MODE_Beat and (not beat or beat <= now or stale) then
             lapsed = 1
             out[OUT_Swept] = sweep()
             redis.call('PUBLISH', ARG_Channel, 'reset|' .. me)
@@ -191,7 +207,11 @@ internal static class CycleScript
           k = k + ACQUIRE_KEYS
           local cur = get(lease)
           local wait = -1
-          if cur and not owned(cur, mine) then
+          if quarantine > 0 then
+            -- An owner of a lease Redis lost may still poll until its local deadline: nobody takes anything yet.
+            cur = ''
+            wait = quarantine
+          elseif cur and not owned(cur, mine) then
             local holder = string.match(cur, '^(.+)|%d+$')
             if holder then
               local beat = tonumber(redis.call('ZSCORE', KEY_Nodes, holder))
@@ -261,11 +281,13 @@ internal static class CycleScript
         out[OUT_Acquired] = acquired
         out[OUT_Released] = released
         out[OUT_CatalogVersion] = redis.call('GET', KEY_SessionsVersion) or ''
+        out[OUT_Epoch] = epoch
+        out[OUT_QuarantineMs] = quarantine
         return out
         """;
 
     /// <summary>The script sent to Redis: the generated prelude naming every field, then <see cref="Body"/>.</summary>
-    public static readonly string Lua = LuaHelpers.Script(Prelude() + Body);
+    public static readonly string Lua = LuaHelpers.Script(Prelude() + DataLossGuard.Lua + Body);
 
     private static readonly RedisScript Script = new(Lua);
 
@@ -295,11 +317,11 @@ internal static class CycleScript
     }
 
     /// <summary>Builds KEYS and ARGV for <paramref name="request"/>.</summary>
-    public static (RedisKey[] Keys, RedisValue[] Args) Build(CycleContext c, CycleRequest request, long notAfterMs)
+    public static (RedisKey[] Keys, RedisValue[] Args) Build(CycleContext c, CycleRequest request, long notAfterMs, string knownEpoch = "")
     {
         var keys = new RedisKey[KeysFixed + (RefreshKeys * request.Refresh.Count) + (AcquireKeys * request.Acquire.Count) + (ReleaseKeys * request.Release.Count)];
         var args = new RedisValue[ArgsFixed + (RefreshArgs * request.Refresh.Count) + (ReleaseArgs * request.Release.Count)];
-        foreach (var (key, value) in new (Key, RedisKey)[] { (Key.Nodes, c.Keys.Nodes), (Key.Node, c.Keys.Node(c.InstanceId)), (Key.SessionsVersion, c.Keys.SessionsVersion), (Key.Held, c.Keys.Held(c.InstanceId)) })
+        foreach (var (key, value) in new (Key, RedisKey)[] { (Key.Nodes, c.Keys.Nodes), (Key.Node, c.Keys.Node(c.InstanceId)), (Key.SessionsVersion, c.Keys.SessionsVersion), (Key.Held, c.Keys.Held(c.InstanceId)), (Key.Epoch, c.Keys.Epoch) })
         {
             keys[(int)key - 1] = value;
         }
@@ -308,7 +330,7 @@ internal static class CycleScript
             (Arg.Instance, c.InstanceId), (Arg.LeaseTtlMs, c.LeaseTtlMs), (Arg.HeartbeatTtlMs, c.HeartbeatTtlMs), (Arg.KeyTtlMs, c.KeyTtlMs),
             (Arg.Mode, (int)request.Heartbeat), (Arg.Metadata, c.Metadata), (Arg.NotAfterMs, notAfterMs), (Arg.Channel, c.Keys.Root + ":events"),
             (Arg.LeasePrefix, c.Keys.LeasePrefix), (Arg.RefreshCount, request.Refresh.Count), (Arg.AcquireCount, request.Acquire.Count),
-            (Arg.ReleaseCount, request.Release.Count),
+            (Arg.ReleaseCount, request.Release.Count), (Arg.KnownEpoch, knownEpoch),
         })
         {
             args[(int)arg - 1] = value;
@@ -375,13 +397,15 @@ internal static class CycleScript
         {
             var token = acquireRaw[4 * i].ToString();
             var previousMs = long.TryParse(acquireRaw[(4 * i) + 3].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var ms) ? ms : 0;
+            // No token and no holder: nothing was tried (the data-loss quarantine).
+            var holder = acquireRaw[(4 * i) + 1].ToString();
             acquire[i] = string.IsNullOrEmpty(token)
-                ? new AcquireOutcome(0, acquireRaw[(4 * i) + 1].ToString(), TimeSpan.FromMilliseconds((long)acquireRaw[(4 * i) + 2]), 0)
+                ? new AcquireOutcome(0, holder.Length == 0 ? null : holder, TimeSpan.FromMilliseconds((long)acquireRaw[(4 * i) + 2]), 0)
                 : new AcquireOutcome(long.Parse(token, NumberStyles.None, CultureInfo.InvariantCulture), null, TimeSpan.Zero, previousMs);
         }
 
         var released = ((RedisResult[])Field(Out.Released)!).Select(r => (long)r == 1).ToArray();
         return new CycleResponse((long)Field(Out.ServerTimeMs), (long)Field(Out.Lapsed) == 1, live, beats, failed, acquire, released,
-            (int)(long)Field(Out.Swept), Field(Out.CatalogVersion).ToString());
+            (int)(long)Field(Out.Swept), Field(Out.CatalogVersion).ToString(), Field(Out.Epoch).ToString(), TimeSpan.FromMilliseconds((long)Field(Out.QuarantineMs)));
     }
 }

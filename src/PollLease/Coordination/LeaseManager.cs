@@ -144,7 +144,19 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     /// what a cycle still in flight acquired. Never throws for Redis or the budget: the result says what is left.
     /// </summary>
     /// <param name="cancellationToken">The stop's budget: when it runs out, the stop stops waiting and reports what is left.</param>
-    public async Task<LeaseStopResult> StopAsync(CancellationToken cancellationToken = default)
+    public Task<LeaseStopResult> StopAsync(CancellationToken cancellationToken = default) => StopCoreAsync(release: true, cancellationToken);
+
+    /// <summary>What the last stop released and left to expire; null before a stop has finished.</summary>
+    public LeaseStopResult? LastStop { get; private set; }
+
+    /// <summary>
+    /// Stops without releasing or deregistering: the loop ends (no renewal after it), every lease is dropped locally
+    /// and left to expire with the heartbeat. For a host whose polls are still running after their drain: releasing
+    /// would let another instance poll a session alongside a poll that ignores cancellation.
+    /// </summary>
+    internal Task<LeaseStopResult> StopWithoutReleaseAsync(CancellationToken cancellationToken) => StopCoreAsync(release: false, cancellationToken);
+
+    private async Task<LeaseStopResult> StopCoreAsync(bool release, CancellationToken cancellationToken)
     {
         var gated = false;
         try
@@ -161,7 +173,13 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         var events = new List<LeaseEvent>();
         try
         {
-            return await _sender.DeregisterAsync(_table.TakeAll(LeaseReasons.Shutdown, events), cancellationToken).ConfigureAwait(false);
+            var held = _table.TakeAll(LeaseReasons.Shutdown, events);
+            if (!release)
+            {
+                LeaseLog.Stopped(_logger, InstanceId, 0, false);
+                return LastStop = new LeaseStopResult(0, held.Count, false);
+            }
+            return LastStop = await _sender.DeregisterAsync(held, cancellationToken).ConfigureAwait(false);
         }
         finally
         {

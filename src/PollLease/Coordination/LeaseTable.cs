@@ -35,6 +35,7 @@ internal sealed class LeaseTable
     private bool _acquireBacklog;
     private readonly ForeignLeases _foreign;
     private long _beatValidUntil;
+    private long _quarantineUntil;
     private bool _uncertain;
     private long _anchorServerMs;
     private long _anchorLocal;
@@ -199,6 +200,7 @@ internal sealed class LeaseTable
             var dropped = _live.Except(response.LiveNodes, StringComparer.Ordinal).Any();
             Volatile.Write(ref _live, response.LiveNodes);
             _foreign.FollowHolders(response.HeartbeatExpiry);
+            _quarantineUntil = response.Quarantine > TimeSpan.Zero ? sent + Ticks(response.Quarantine) : 0;
             var lost = events.Count(e => e.Kind == LeaseEventKind.Lost);
             if (response.Lapsed)
             {
@@ -307,6 +309,8 @@ internal sealed class LeaseTable
                 earliest = Math.Min(earliest, _beatValidUntil);
             }
             earliest = Math.Min(earliest, _foreign.EarliestExpiry(now));
+            // Redis lost data: acquisitions resume when the quarantine ends.
+            earliest = _quarantineUntil > now ? Math.Min(earliest, _quarantineUntil) : earliest;
             if (_acquireBacklog || _refresh.Overdue(_held, now))
             {
                 earliest = now;
@@ -351,6 +355,10 @@ internal sealed class LeaseTable
         {
             var session = acquire[i];
             var outcome = response.Acquire[i];
+            if (outcome.Token == 0 && outcome.Holder is null)
+            {
+                continue; // not tried: the data-loss quarantine
+            }
             if (outcome.Token == 0)
             {
                 _foreign.Learn(session, outcome.Holder ?? "", now, outcome.HolderRemaining, response.HeartbeatExpiry.GetValueOrDefault(Holder(outcome.Holder)), sent);

@@ -87,6 +87,7 @@ internal sealed class FleetJanitor : IAsyncDisposable
     private long _removedLeases;
     private long _removedFences;
     private readonly TimeSpan _stopBound;
+    private bool _cleanOrphans;
 
     /// <summary>Creates the janitor of one instance; it acts only once elected.</summary>
     /// <param name="redis">The connection.</param>
@@ -105,6 +106,7 @@ internal sealed class FleetJanitor : IAsyncDisposable
         _redis = redis;
         _keys = new RedisKeys(keyPrefix);
         _options = options;
+        _cleanOrphans = options.CleanOrphans;
         _heartbeatTtl = heartbeatTtl;
         _time = timeProvider ?? TimeProvider.System;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("PollLease.Janitor");
@@ -138,6 +140,12 @@ internal sealed class FleetJanitor : IAsyncDisposable
     /// <param name="cancellationToken">Abandons the waits.</param>
     public Task<bool> StopAsync(CancellationToken cancellationToken = default) =>
         _election.StopAsync(new ElectionStopOptions { DeleteKey = true, DemoteTimeout = _options.Election?.CallbackTimeout ?? TimeSpan.FromSeconds(5) }, cancellationToken);
+
+    /// <summary>
+    /// The fleet's sessions come from an application-supplied directory, not the Redis catalog: the catalog set is then
+    /// not the source of truth, so no lease or fence is cleaned as an orphan (the registry and gauges still are).
+    /// </summary>
+    internal void SessionsOutsideCatalog() => _cleanOrphans = false;
 
     /// <summary>
     /// Also publish the fleet's assignment after every sweep: computed from the last published one, the live
@@ -255,7 +263,7 @@ internal sealed class FleetJanitor : IAsyncDisposable
         var (removedLeases, removedFences) = (0, 0);
         // An empty catalog with leases around means sessions come from somewhere else (a static directory): then
         // every lease would look orphaned, so nothing is cleaned.
-        var server = _options.CleanOrphans && status.Leases.Count > 0 ? await ServerAsync(db).ConfigureAwait(false) : null;
+        var server = _cleanOrphans && status.Leases.Count > 0 ? await ServerAsync(db).ConfigureAwait(false) : null;
         if (server is not null)
         {
             var catalog = status.Leases.Select(l => l.SessionId).ToHashSet(StringComparer.Ordinal);

@@ -126,7 +126,10 @@ public abstract class LeaseManagerTests(RedisFixture fixture)
         await server.RestartEmptyAsync();
         await Eventually.TrueAsync(() => redis.IsConnected, Deadline, "client reconnects after the restart");
         Assert.False(await redis.GetDatabase().KeyExistsAsync(FenceKey("s1")));
+        // Redis lost its data: nothing is acquired until the data-loss quarantine (one lease TTL) is over.
         var second = await a.TryAcquireAsync("s1");
+        Assert.False(second.Acquired);
+        await Eventually.TrueAsync(async () => (second = await a.TryAcquireAsync("s1")).Acquired, Deadline, "s1 acquired once the quarantine is over");
 
         Assert.True(first.Acquired && second.Acquired);
         Assert.True(second.Token > first.Token, $"token after restart {second.Token} must exceed {first.Token}");
