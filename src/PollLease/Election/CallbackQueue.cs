@@ -10,26 +10,10 @@ namespace PollLease.Election;
 /// still running after the callback timeout is logged and the queue moves on. OnPromote is started, not awaited: it
 /// may run for the whole term.
 /// </summary>
-internal sealed class CallbackQueue
+internal sealed class CallbackQueue(ElectionContext c)
 {
     private readonly Channel<Func<Task>> _queue = Channel.CreateUnbounded<Func<Task>>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly TimeSpan _timeout;
-    private readonly TimeProvider _time;
-    private readonly ILogger _logger;
-    private readonly ElectionMetrics _metrics;
-    private readonly string _role;
-    private readonly string _instanceId;
     private Task _dispatcher = Task.CompletedTask;
-
-    public CallbackQueue(TimeSpan timeout, TimeProvider time, ILogger logger, ElectionMetrics metrics, string role, string instanceId)
-    {
-        _timeout = timeout;
-        _time = time;
-        _logger = logger;
-        _metrics = metrics;
-        _role = role;
-        _instanceId = instanceId;
-    }
 
     /// <summary>Completes once <see cref="Complete"/> was called and every queued delivery ran.</summary>
     public Task Completion => _dispatcher;
@@ -97,11 +81,11 @@ internal sealed class CallbackQueue
     {
         try
         {
-            await running.WaitAsync(_timeout, _time).ConfigureAwait(false);
+            await running.WaitAsync(c.Options.CallbackTimeout, c.Time).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
-            ElectionLog.CallbackSlow(_logger, _role, _instanceId, name, _timeout);
+            ElectionLog.CallbackSlow(c.Logger, c.Role, c.InstanceId, name, c.Options.CallbackTimeout);
         }
     }
 
@@ -117,8 +101,8 @@ internal sealed class CallbackQueue
         {
             if (e is not OperationCanceledException)
             {
-                _metrics.Failed("callback");
-                ElectionLog.CallbackFailed(_logger, e, _role, _instanceId, name);
+                c.Metrics.Failed("callback");
+                ElectionLog.CallbackFailed(c.Logger, e, c.Role, c.InstanceId, name);
             }
         }
     }

@@ -7,28 +7,9 @@ namespace PollLease.Election;
 /// The election's health check and its count of consecutive failures: false, an exception or no answer within the
 /// timeout is a failure. Used by the election loop only (not thread-safe).
 /// </summary>
-internal sealed class HealthGate
+internal sealed class HealthGate(Func<CancellationToken, Task<bool>>? check, ElectionContext c)
 {
-    private readonly Func<CancellationToken, Task<bool>>? _check;
-    private readonly int _threshold;
-    private readonly TimeSpan _timeout;
-    private readonly TimeProvider _time;
-    private readonly ILogger _logger;
-    private readonly ElectionMetrics _metrics;
-    private readonly string _role;
-    private readonly string _instanceId;
-
-    public HealthGate(Func<CancellationToken, Task<bool>>? check, ElectionOptions options, TimeProvider time, ILogger logger, ElectionMetrics metrics)
-    {
-        _check = check;
-        _threshold = options.HealthCheckFailureThreshold;
-        _timeout = options.OperationTimeout;
-        _time = time;
-        _logger = logger;
-        _metrics = metrics;
-        _role = options.Role;
-        _instanceId = options.InstanceId;
-    }
+    private readonly int _threshold = c.Options.HealthCheckFailureThreshold;
 
     /// <summary>Consecutive failed checks.</summary>
     public int Failures { get; private set; }
@@ -39,7 +20,7 @@ internal sealed class HealthGate
     /// <summary>Runs the check (true at once when there is none); false once failures reached the threshold.</summary>
     public async Task<bool> PassesAsync(CancellationToken cancellationToken)
     {
-        if (_check is null)
+        if (check is null)
         {
             return true;
         }
@@ -47,7 +28,7 @@ internal sealed class HealthGate
         var healthy = false;
         try
         {
-            healthy = await _check(cancellationToken).WaitAsync(_timeout, _time, cancellationToken).ConfigureAwait(false);
+            healthy = await check(cancellationToken).WaitAsync(c.Options.OperationTimeout, c.Time, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -65,8 +46,8 @@ internal sealed class HealthGate
             return true;
         }
         Failures++;
-        _metrics.Failed("health");
-        ElectionLog.HealthFailed(_logger, error, _role, _instanceId, Failures, _threshold);
+        c.Metrics.Failed("health");
+        ElectionLog.HealthFailed(c.Logger, error, c.Role, c.InstanceId, Failures, _threshold);
         return Failures < _threshold;
     }
 }

@@ -74,11 +74,12 @@ public sealed class LeaderElection : IAsyncDisposable
         _store = store is null ? redisStore : store(redisStore);
         _breaker = new CircuitBreaker(_options.CircuitBreakerThreshold, _options.CircuitBreakDuration, _time);
         _metrics = new ElectionMetrics(meterFactory, _options.Role, _options.InstanceId, () => IsLeader);
-        _health = new HealthGate(_callbacks.HealthCheck, _options, _time, _logger, _metrics);
+        var context = new ElectionContext(_options, _time, _logger, _metrics);
+        _health = new HealthGate(_callbacks.HealthCheck, context);
         _loop = new BackgroundLoop(_time);
-        _leadership = new Leadership(_options, _callbacks, _time, _logger, _metrics, _loop.Wake);
+        _leadership = new Leadership(_callbacks, _loop.Wake, context);
         _state = _leadership.State;
-        _signals = new ElectionSignals(redis, _options, _leadership, _loop.Wake, _time, _logger);
+        _signals = new ElectionSignals(redis, _leadership, _loop.Wake, context);
     }
 
     /// <summary>The role.</summary>

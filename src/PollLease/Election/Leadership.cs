@@ -21,17 +21,12 @@ internal sealed class Leadership : IAsyncDisposable
     private readonly Action _wake;
     private readonly ITimer _deadlineTimer;
 
-    public Leadership(ElectionOptions options, ElectionCallbacks callbacks, TimeProvider time, ILogger logger, ElectionMetrics metrics, Action wake)
+    public Leadership(ElectionCallbacks callbacks, Action wake, ElectionContext c)
     {
-        _role = options.Role;
-        _instanceId = options.InstanceId;
-        _state = new LeadershipState(options.InstanceId, options.RenewDeadline, options.DisconnectGracePeriod, time);
-        _callbacks = new CallbackQueue(options.CallbackTimeout, time, logger, metrics, options.Role, options.InstanceId);
-        _user = callbacks;
-        _metrics = metrics;
-        _logger = logger;
-        _wake = wake;
-        _deadlineTimer = time.CreateTimer(_ => CheckDeadline(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        (_role, _instanceId, _metrics, _logger, _user, _wake) = (c.Role, c.InstanceId, c.Metrics, c.Logger, callbacks, wake);
+        _state = new LeadershipState(c.InstanceId, c.Options.RenewDeadline, c.Options.DisconnectGracePeriod, c.Time);
+        _callbacks = new CallbackQueue(c);
+        _deadlineTimer = c.Time.CreateTimer(_ => CheckDeadline(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
     public LeadershipState State => _state;

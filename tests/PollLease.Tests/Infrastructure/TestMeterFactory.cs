@@ -7,6 +7,9 @@ internal sealed class TestMeterFactory : IMeterFactory
 {
     private readonly List<Meter> _meters = [];
 
+    /// <summary>The meters created so far.</summary>
+    public IReadOnlyList<Meter> Meters => _meters;
+
     public Meter Create(MeterOptions options)
     {
         var meter = new Meter(options.Name, options.Version, options.Tags, this);
