@@ -22,7 +22,8 @@ internal sealed class AssignmentStore
         return v
         """;
 
-    private static readonly RedisScript Publish = new(LuaHelpers.Script(PublishScript));
+    private const string PublishLua = LuaHelpers.Prelude + PublishScript;
+    private static readonly RedisScript Publish = new(PublishLua);
 
     private readonly IConnectionMultiplexer _redis;
     private readonly RedisKeys _keys;

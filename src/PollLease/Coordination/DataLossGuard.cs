@@ -63,14 +63,14 @@ internal static class DataLossGuard
         """;
 
     /// <summary>Writes the epoch with no quarantine when there is none yet (KEYS[1] the epoch key); returns 1 when written.</summary>
-    private const string Establish = Lua + """
+    private const string Establish = LuaHelpers.Prelude + Lua + """
         local now = server_ms()
         if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
         redis.call('SET', KEYS[1], string.format('%d', now) .. '|0|' .. server_identity())
         return 1
         """;
 
-    private static readonly RedisScript EstablishScript = new(LuaHelpers.Script(Establish));
+    private static readonly RedisScript EstablishScript = new(Establish);
 
     /// <summary>
     /// Starts a fleet's first epoch with no quarantine, for a caller that knows no instance ever held a lease under

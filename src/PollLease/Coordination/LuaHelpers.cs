@@ -2,8 +2,9 @@ namespace PollLease.Coordination;
 
 /// <summary>
 /// The Lua functions every script of the library shares (the lease cycle, the election, the janitor, the published
-/// assignment), written once here and put in front of each script's body by <see cref="Script"/>. A fix to one of
-/// them (how time is read, how a token is minted, how a key of the wrong type is treated) reaches every script.
+/// assignment), written once here and put in front of each script's body as a constant (<c>LuaHelpers.Prelude +
+/// body</c>: every script stays a const string). A fix to one of them (how time is read, how a token is minted, how a
+/// key of the wrong type is treated) reaches every script.
 /// </summary>
 internal static class LuaHelpers
 {
@@ -40,7 +41,4 @@ internal static class LuaHelpers
         end
 
         """;
-
-    /// <summary>The text sent to Redis for a script whose <paramref name="body"/> calls the shared functions.</summary>
-    public static string Script(string body) => Prelude + body;
 }

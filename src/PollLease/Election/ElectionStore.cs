@@ -72,9 +72,12 @@ internal sealed class ElectionStore : IElectionStore
         return 0
         """;
 
-    private static readonly RedisScript Acquire = new(LuaHelpers.Script(AcquireBody));
-    private static readonly RedisScript Renew = new(LuaHelpers.Script(RenewBody));
-    private static readonly RedisScript Release = new(LuaHelpers.Script(ReleaseBody));
+    private const string AcquireScript = LuaHelpers.Prelude + AcquireBody;
+    private const string RenewScript = LuaHelpers.Prelude + RenewBody;
+    private const string ReleaseScript = LuaHelpers.Prelude + ReleaseBody;
+    private static readonly RedisScript Acquire = new(AcquireScript);
+    private static readonly RedisScript Renew = new(RenewScript);
+    private static readonly RedisScript Release = new(ReleaseScript);
 
     private readonly IConnectionMultiplexer _redis;
     private readonly RedisKey _key;

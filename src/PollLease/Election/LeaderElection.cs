@@ -347,7 +347,7 @@ public sealed class LeaderElection : IAsyncDisposable
         {
             return await _store.ReleaseAsync(value, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is RedisException or TimeoutException)
+        catch (Exception e) when (e is RedisException or TimeoutException or ObjectDisposedException)
         {
             _metrics.Failed("release");
             ElectionLog.StoreFailed(_logger, e, Role, InstanceId, "release", 1);

@@ -63,8 +63,10 @@ internal sealed class FleetJanitor : IAsyncDisposable
         """;
 
     private const int ChunkSize = 100;
-    private static readonly RedisScript RemoveDeadNodes = new(LuaHelpers.Script(RemoveDeadNodesScript));
-    private static readonly RedisScript RemoveOrphans = new(LuaHelpers.Script(RemoveOrphansScript));
+    private const string RemoveDeadNodesLua = LuaHelpers.Prelude + RemoveDeadNodesScript;
+    private const string RemoveOrphansLua = LuaHelpers.Prelude + RemoveOrphansScript;
+    private static readonly RedisScript RemoveDeadNodes = new(RemoveDeadNodesLua);
+    private static readonly RedisScript RemoveOrphans = new(RemoveOrphansLua);
 
     private readonly IConnectionMultiplexer _redis;
     private readonly RedisKeys _keys;
