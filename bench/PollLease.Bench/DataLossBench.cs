@@ -301,12 +301,18 @@ internal static class DataLossBench
             {
                 try
                 {
-                    await using var mux = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{port},abortConnect=true,connectTimeout=500").ConfigureAwait(false);
+                    await using var mux = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{port},abortConnect=true,connectTimeout=500,allowAdmin=true").ConfigureAwait(false);
                     return new RedisChildProcess(process, port, (await mux.GetServers()[0].InfoAsync("server").ConfigureAwait(false)).SelectMany(g => g).First(p => p.Key == "redis_version").Value);
                 }
                 catch (RedisConnectionException) when (deadline.Elapsed < TimeSpan.FromSeconds(10))
                 {
                     await Task.Delay(50).ConfigureAwait(false);
+                }
+                catch
+                {
+                    process.Kill();
+                    process.Dispose();
+                    throw;
                 }
             }
         }
