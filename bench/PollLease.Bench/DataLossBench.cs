@@ -22,9 +22,8 @@ internal static class DataLossBench
     private const int SessionCount = 200;
 
     /// <summary>The guard alone, as the cycle runs it.</summary>
-    private const string GuardOnly = DataLossGuard.Lua + """
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    private const string GuardOnly = LuaHelpers.Prelude + DataLossGuard.Lua + """
+        local now = server_ms()
         local epoch, quarantine = epoch_guard(KEYS[1], ARGV[1], 'bench', now, 3000)
         return quarantine
         """;
