@@ -27,6 +27,9 @@ internal sealed class EmbeddedRedis : IDisposable
     /// <summary>What to tell the user (never the password).</summary>
     public string Description { get; }
 
+    /// <summary>True when this process started the server a moment ago: nothing was ever stored in it before.</summary>
+    public bool StartedHere => _server is not null;
+
     public static string? Configured(string? option) =>
         !string.IsNullOrWhiteSpace(option) ? option : Environment.GetEnvironmentVariable("POLL_REDIS") is { Length: > 0 } env ? env : null;
 
@@ -45,7 +48,15 @@ internal sealed class EmbeddedRedis : IDisposable
         {
             throw new PollCtlException($"no Redis configured and nothing listening at {local}: pass --redis <connection> or set POLL_REDIS");
         }
-        var server = new GarnetServer(new GarnetServerOptions
+        var server = StartGarnet(port);
+        return new EmbeddedRedis(local + ",abortConnect=false", $"embedded Garnet at {local}", server);
+    }
+
+    /// <summary>Starts Garnet with Lua on 127.0.0.1:<paramref name="port"/>, in memory only.</summary>
+    /// <exception cref="PollCtlException">The port is taken or the server cannot start.</exception>
+    public static GarnetServer StartGarnet(int port)
+    {
+        var options = new GarnetServerOptions
         {
             EndPoints = [new IPEndPoint(IPAddress.Loopback, port)],
             EnableLua = true,
@@ -54,7 +65,8 @@ internal sealed class EmbeddedRedis : IDisposable
             LuaTransactionMode = true,
             QuietMode = true,
             LuaOptions = new LuaOptions(null),
-        });
+        };
+        var server = new GarnetServer(options);
         try
         {
             server.Start();
@@ -62,9 +74,9 @@ internal sealed class EmbeddedRedis : IDisposable
         catch (Exception e) when (e is System.Net.Sockets.SocketException or InvalidOperationException)
         {
             server.Dispose();
-            throw new PollCtlException($"could not start the embedded Garnet server on {local}: {e.Message}");
+            throw new PollCtlException($"could not start the embedded Garnet server on 127.0.0.1:{port}: {e.Message}");
         }
-        return new EmbeddedRedis(local + ",abortConnect=false", $"embedded Garnet at {local}", server);
+        return server;
     }
 
     public static string Endpoints(string connectionString)

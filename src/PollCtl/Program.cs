@@ -15,9 +15,14 @@ run.SetAction((p, ct) => Cli.GuardAsync(() => RunCommand.RunAsync(new RunSetting
     p.GetValue(redisOption), p.GetValue(portOption), p.GetValue(prefixOption)!, p.GetValue(instances), p.GetValue(plain) || Console.IsOutputRedirected,
     p.GetValue(leaseTtl), !p.GetValue(noSample)), ct)));
 
+var serverPort = new Option<int>("--port") { Description = "Port to listen on (127.0.0.1)", DefaultValueFactory = _ => EmbeddedRedis.DefaultPort };
+var server = new Command("server", "Run the embedded Garnet server (in memory, Lua on) without a fleet, until Ctrl+C") { serverPort };
+server.SetAction((p, ct) => Cli.GuardAsync(() => ServerCommand.RunAsync(new ServerSettings(p.GetValue(serverPort)), ct)));
+
 var root = new RootCommand("pollctl: run a local PollLease fleet and administer one")
 {
     run,
+    server,
     AdminCommands.Status(redisOption, portOption, prefixOption),
     AdminCommands.Sessions(redisOption, portOption, prefixOption),
     AdminCommands.Messages(redisOption, portOption, prefixOption),

@@ -35,7 +35,7 @@ internal sealed record CycleRequest(
 
 /// <summary>An attempt to acquire: a token, or the current holder's value and how long until it can be taken.</summary>
 /// <param name="Token">The new fencing token; 0 when not acquired.</param>
-/// <param name="Holder">The value found (normally <c>owner|token</c>); null when acquired.</param>
+/// <param name="Holder">The value found (normally <c>owner|token</c>); null when acquired or not tried (the data-loss quarantine).</param>
 /// <param name="HolderRemaining">Until the holder's heartbeat expires (or, for a value that is no lease, its PTTL).</param>
 /// <param name="PreviousPollMs">Server time (ms) the session's last poll started, by any owner; 0 when unknown.</param>
 internal readonly record struct AcquireOutcome(long Token, string? Holder, TimeSpan HolderRemaining, long PreviousPollMs);
@@ -50,6 +50,8 @@ internal readonly record struct AcquireOutcome(long Token, string? Holder, TimeS
 /// <param name="Released">Per lease released: true when Redis held it and deleted it.</param>
 /// <param name="Swept">Leases deleted through this instance's index (on a lapse or on deregistering).</param>
 /// <param name="CatalogVersion">The session catalog's version.</param>
+/// <param name="Epoch">The fleet's data epoch (<see cref="DataLossGuard"/>).</param>
+/// <param name="Quarantine">How long nothing may be acquired yet after Redis lost data; zero normally.</param>
 internal sealed record CycleResponse(
     long ServerTimeMs,
     bool Lapsed,
@@ -59,7 +61,9 @@ internal sealed record CycleResponse(
     AcquireOutcome[] Acquire,
     bool[] Released,
     int Swept,
-    string CatalogVersion);
+    string CatalogVersion,
+    string Epoch = "",
+    TimeSpan Quarantine = default);
 
 /// <summary>The fixed values of one instance's calls.</summary>
 /// <param name="Keys">Key layout.</param>

@@ -10,6 +10,7 @@ internal static partial class CycleScript
         local KEY_Node = KEYS[2]
         local KEY_SessionsVersion = KEYS[3]
         local KEY_Held = KEYS[4]
+        local KEY_Epoch = KEYS[5]
         local ARG_Instance = ARGV[1]
         local ARG_LeaseTtlMs = ARGV[2]
         local ARG_HeartbeatTtlMs = ARGV[3]
@@ -22,6 +23,7 @@ internal static partial class CycleScript
         local ARG_RefreshCount = ARGV[10]
         local ARG_AcquireCount = ARGV[11]
         local ARG_ReleaseCount = ARGV[12]
+        local ARG_KnownEpoch = ARGV[13]
         local OUT_ServerTimeMs = 1
         local OUT_Lapsed = 2
         local OUT_Live = 3
@@ -30,7 +32,9 @@ internal static partial class CycleScript
         local OUT_Released = 6
         local OUT_Swept = 7
         local OUT_CatalogVersion = 8
-        local KEYS_FIXED, ARGS_FIXED = 4, 12
+        local OUT_Epoch = 9
+        local OUT_QuarantineMs = 10
+        local KEYS_FIXED, ARGS_FIXED = 5, 13
         local REFRESH_KEYS, REFRESH_ARGS, ACQUIRE_KEYS, RELEASE_KEYS, RELEASE_ARGS = 2, 2, 3, 2, 2
         local MODE_Beat, MODE_Register = 1, 2
 
@@ -54,6 +58,8 @@ internal static partial class CycleScript
         local prefix = ARG_LeasePrefix
         local out = {}
         out[OUT_Swept] = 0
+        -- Redis lost data (restart, FLUSHALL, failover to a replica that missed writes): a new epoch and a quarantine.
+        local epoch, quarantine = epoch_guard(KEY_Epoch, ARG_Channel, me, now, ttl)
 
         -- A key of the wrong type (written by hand) costs its own session, never the whole cycle.
         local function get(key)
@@ -79,11 +85,13 @@ internal static partial class CycleScript
 
         -- The heartbeat: every lease of this instance is valid while this score is ahead of server time, so this
         -- one ZADD renews them all. Found expired or missing (Redis lost it, or the instance stalled past it),
-        -- others may already have taken its leases: all are deleted and the client drops them.
+        -- others may already have taken its leases: all are deleted and the client drops them. So are leases
+        -- granted in an earlier epoch: after a loss nothing proves them (a replica may hold an older heartbeat).
         local lapsed = 0
         if mode > 0 then
           local beat = tonumber(redis.call('ZSCORE', KEY_Nodes, me))
-          if mode == MODE_Beat and (not beat or beat <= now) then
+          local stale = ARG_KnownEpoch ~= '' and ARG_KnownEpoch ~= epoch
+          if mode == MODE_Beat and (not beat or beat <= now or stale) then
             lapsed = 1
             out[OUT_Swept] = sweep()
             redis.call('PUBLISH', ARG_Channel, 'reset|' .. me)
@@ -124,7 +132,11 @@ internal static partial class CycleScript
           k = k + ACQUIRE_KEYS
           local cur = get(lease)
           local wait = -1
-          if cur and string.sub(cur, 1, #mine) ~= mine then
+          if quarantine > 0 then
+            -- An owner of a lease Redis lost may still poll until its local deadline: nobody takes anything yet.
+            cur = ''
+            wait = quarantine
+          elseif cur and string.sub(cur, 1, #mine) ~= mine then
             local holder = string.match(cur, '^(.+)|%d+$')
             if holder then
               local beat = tonumber(redis.call('ZSCORE', KEY_Nodes, holder))
@@ -196,9 +208,11 @@ internal static partial class CycleScript
         out[OUT_Acquired] = acquired
         out[OUT_Released] = released
         out[OUT_CatalogVersion] = redis.call('GET', KEY_SessionsVersion) or ''
+        out[OUT_Epoch] = epoch
+        out[OUT_QuarantineMs] = quarantine
         return out
         """;
 
-    /// <summary>The script sent to Redis: <see cref="Prelude"/>, then <see cref="Body"/>.</summary>
-    public const string Lua = Prelude + Body;
+    /// <summary>The script sent to Redis: <see cref="Prelude"/>, the data-loss guard's function, then <see cref="Body"/>.</summary>
+    public const string Lua = Prelude + DataLossGuard.Lua + Body;
 }

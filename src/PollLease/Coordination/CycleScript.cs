@@ -33,6 +33,9 @@ internal static partial class CycleScript
 
         /// <summary>Set of the session ids this instance acquired and has not released (its index).</summary>
         Held,
+
+        /// <summary>The fleet's data epoch (<see cref="DataLossGuard"/>).</summary>
+        Epoch,
     }
 
     /// <summary>Fixed ARGV, 1-based, before the per-session sections.</summary>
@@ -73,6 +76,9 @@ internal static partial class CycleScript
 
         /// <summary>Number of release entries.</summary>
         ReleaseCount,
+
+        /// <summary>The epoch this instance's leases were granted in ('' before its first answer).</summary>
+        KnownEpoch,
     }
 
     /// <summary>Reply fields, 1-based positions of the returned array.</summary>
@@ -101,6 +107,12 @@ internal static partial class CycleScript
 
         /// <summary>Catalog version or ''.</summary>
         CatalogVersion,
+
+        /// <summary>The fleet's data epoch id.</summary>
+        Epoch,
+
+        /// <summary>Milliseconds of the data-loss quarantine left (0: none); meanwhile nothing is acquired.</summary>
+        QuarantineMs,
     }
 
     /// <summary>Refresh entry: KEYS lease, poll-time; ARGV expected value, poll start ms or ''.</summary>
@@ -119,11 +131,11 @@ internal static partial class CycleScript
     private static readonly int OutCount = Enum.GetValues<Out>().Length;
 
     /// <summary>Builds KEYS and ARGV for <paramref name="request"/>.</summary>
-    public static (RedisKey[] Keys, RedisValue[] Args) Build(CycleContext c, CycleRequest request, long notAfterMs)
+    public static (RedisKey[] Keys, RedisValue[] Args) Build(CycleContext c, CycleRequest request, long notAfterMs, string knownEpoch = "")
     {
         var keys = new RedisKey[KeysFixed + (RefreshKeys * request.Refresh.Count) + (AcquireKeys * request.Acquire.Count) + (ReleaseKeys * request.Release.Count)];
         var args = new RedisValue[ArgsFixed + (RefreshArgs * request.Refresh.Count) + (ReleaseArgs * request.Release.Count)];
-        foreach (var (key, value) in new (Key, RedisKey)[] { (Key.Nodes, c.Keys.Nodes), (Key.Node, c.Keys.Node(c.InstanceId)), (Key.SessionsVersion, c.Keys.SessionsVersion), (Key.Held, c.Keys.Held(c.InstanceId)) })
+        foreach (var (key, value) in new (Key, RedisKey)[] { (Key.Nodes, c.Keys.Nodes), (Key.Node, c.Keys.Node(c.InstanceId)), (Key.SessionsVersion, c.Keys.SessionsVersion), (Key.Held, c.Keys.Held(c.InstanceId)), (Key.Epoch, c.Keys.Epoch) })
         {
             keys[(int)key - 1] = value;
         }
@@ -132,7 +144,7 @@ internal static partial class CycleScript
             (Arg.Instance, c.InstanceId), (Arg.LeaseTtlMs, c.LeaseTtlMs), (Arg.HeartbeatTtlMs, c.HeartbeatTtlMs), (Arg.KeyTtlMs, c.KeyTtlMs),
             (Arg.Mode, (int)request.Heartbeat), (Arg.Metadata, c.Metadata), (Arg.NotAfterMs, notAfterMs), (Arg.Channel, c.Keys.Root + ":events"),
             (Arg.LeasePrefix, c.Keys.LeasePrefix), (Arg.RefreshCount, request.Refresh.Count), (Arg.AcquireCount, request.Acquire.Count),
-            (Arg.ReleaseCount, request.Release.Count),
+            (Arg.ReleaseCount, request.Release.Count), (Arg.KnownEpoch, knownEpoch),
         })
         {
             args[(int)arg - 1] = value;
@@ -199,13 +211,15 @@ internal static partial class CycleScript
         {
             var token = acquireRaw[4 * i].ToString();
             var previousMs = long.TryParse(acquireRaw[(4 * i) + 3].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var ms) ? ms : 0;
+            // No token and no holder: nothing was tried (the data-loss quarantine).
+            var holder = acquireRaw[(4 * i) + 1].ToString();
             acquire[i] = string.IsNullOrEmpty(token)
-                ? new AcquireOutcome(0, acquireRaw[(4 * i) + 1].ToString(), TimeSpan.FromMilliseconds((long)acquireRaw[(4 * i) + 2]), 0)
+                ? new AcquireOutcome(0, holder.Length == 0 ? null : holder, TimeSpan.FromMilliseconds((long)acquireRaw[(4 * i) + 2]), 0)
                 : new AcquireOutcome(long.Parse(token, NumberStyles.None, CultureInfo.InvariantCulture), null, TimeSpan.Zero, previousMs);
         }
 
         var released = ((RedisResult[])Field(Out.Released)!).Select(r => (long)r == 1).ToArray();
         return new CycleResponse((long)Field(Out.ServerTimeMs), (long)Field(Out.Lapsed) == 1, live, beats, failed, acquire, released,
-            (int)(long)Field(Out.Swept), Field(Out.CatalogVersion).ToString());
+            (int)(long)Field(Out.Swept), Field(Out.CatalogVersion).ToString(), Field(Out.Epoch).ToString(), TimeSpan.FromMilliseconds((long)Field(Out.QuarantineMs)));
     }
 }

@@ -33,9 +33,14 @@ internal sealed class CycleSender(LeaseStore store, LeaseTable table, LeaseNotif
     {
         var request = table.BuildRequest(mode, plan, events);
         var sent = time.GetTimestamp();
+        var epoch = store.Epoch;
         try
         {
             var response = await store.RunAsync(request).WaitAsync(options.OperationTimeout, time, cancellationToken).ConfigureAwait(false);
+            if (response.Epoch != epoch && (epoch.Length > 0 || response.Quarantine > TimeSpan.Zero))
+            {
+                LeaseLog.DataEpoch(logger, instanceId, epoch, response.Epoch, response.Quarantine);
+            }
             var applied = table.Apply(request, response, sent, events);
             notifier.Counted(applied);
             if (_failures > 0)

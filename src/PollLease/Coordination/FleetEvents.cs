@@ -3,7 +3,8 @@ namespace PollLease.Coordination;
 /// <summary>
 /// The fleet's events channel, as <see cref="CycleScript"/> publishes it: <c>released|id|s1,s2</c> (rebalance or
 /// shutdown), <c>joined|id</c>, <c>left|id</c>, <c>reset|id</c> (its heartbeat lapsed; its leases were deleted) and
-/// <c>assignment|version</c> (the janitor published a new assignment).
+/// <c>assignment|version</c> (the janitor published a new assignment) and <c>epoch|id|epoch</c> (Redis lost data:
+/// see <see cref="DataLossGuard"/>).
 /// </summary>
 internal static class FleetEvents
 {
@@ -48,6 +49,11 @@ internal static class FleetEvents
         if (parts[0] == "assignment")
         {
             return Reaction.Assignment;
+        }
+        if (parts[0] == "epoch")
+        {
+            // Redis lost data: the next heartbeat drops leases granted before, better now than a cycle later.
+            return Reaction.Wake;
         }
         Kind? kind = parts[0] switch
         {

@@ -46,7 +46,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     /// <param name="meterFactory">Metrics; a private meter by default.</param>
     public LeaseManager(IConnectionMultiplexer redis, PollLeaseOptions options, ISessionDirectory sessions, TimeProvider? timeProvider = null,
         ILoggerFactory? loggerFactory = null, IMeterFactory? meterFactory = null)
-        : this(redis, options, sessions, DefaultPlanner(options, timeProvider), timeProvider, loggerFactory, meterFactory)
+        : this(redis, options, sessions, DefaultPlanner(options, timeProvider, loggerFactory), timeProvider, loggerFactory, meterFactory)
     {
     }
 
@@ -141,7 +141,19 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     /// what a cycle still in flight acquired. Never throws for Redis or the budget: the result says what is left.
     /// </summary>
     /// <param name="cancellationToken">The stop's budget: when it runs out, the stop stops waiting and reports what is left.</param>
-    public async Task<LeaseStopResult> StopAsync(CancellationToken cancellationToken = default)
+    public Task<LeaseStopResult> StopAsync(CancellationToken cancellationToken = default) => StopCoreAsync(release: true, cancellationToken);
+
+    /// <summary>What the last stop released and left to expire; null before a stop has finished.</summary>
+    public LeaseStopResult? LastStop { get; private set; }
+
+    /// <summary>
+    /// Stops without releasing or deregistering: the loop ends (no renewal after it), every lease is dropped locally
+    /// and left to expire with the heartbeat. For a host whose polls are still running after their drain: releasing
+    /// would let another instance poll a session alongside a poll that ignores cancellation.
+    /// </summary>
+    internal Task<LeaseStopResult> StopWithoutReleaseAsync(CancellationToken cancellationToken) => StopCoreAsync(release: false, cancellationToken);
+
+    private async Task<LeaseStopResult> StopCoreAsync(bool release, CancellationToken cancellationToken)
     {
         var (loop, cts) = (_loop, _loopCts);
         (_loop, _loopCts) = (null, null);
@@ -162,7 +174,13 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         var events = new List<LeaseEvent>();
         try
         {
-            return await _sender.DeregisterAsync(_table.TakeAll(LeaseReasons.Shutdown, events), cancellationToken).ConfigureAwait(false);
+            var held = _table.TakeAll(LeaseReasons.Shutdown, events);
+            if (!release)
+            {
+                LeaseLog.Stopped(_logger, InstanceId, 0, false);
+                return LastStop = new LeaseStopResult(0, held.Count, false);
+            }
+            return LastStop = await _sender.DeregisterAsync(held, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -216,8 +234,9 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         _cycleGate.Dispose();
     }
 
-    private static BalancedPlanner DefaultPlanner(PollLeaseOptions options, TimeProvider? time) =>
-        new(options?.BalanceEpsilon ?? throw new ArgumentNullException(nameof(options)), time ?? TimeProvider.System, options.HeartbeatTtl + options.CycleInterval);
+    private static BalancedPlanner DefaultPlanner(PollLeaseOptions options, TimeProvider? time, ILoggerFactory? loggerFactory) =>
+        new(options?.BalanceEpsilon ?? throw new ArgumentNullException(nameof(options)), time ?? TimeProvider.System, PlannerTimings.From(options),
+            loggerFactory?.CreateLogger("PollLease.Assignment"));
 
     /// <summary>Runs <paramref name="body"/> under the cycle gate: requests of one instance never overlap.</summary>
     private async Task<T> GatedAsync<T>(Func<Task<T>> body, CancellationToken cancellationToken)

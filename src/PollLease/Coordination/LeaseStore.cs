@@ -32,6 +32,9 @@ internal sealed class LeaseStore
 
     public RedisKeys Keys { get; }
 
+    /// <summary>The fleet's data epoch as of the last answer ('' before the first): sent with every call (<see cref="DataLossGuard"/>).</summary>
+    public string Epoch { get; private set; } = "";
+
     /// <summary>
     /// Safety PX of lease keys: 120 lease TTLs (1 h at the default 30 s). Validity comes from the heartbeat; this only
     /// bounds how long the keys of a fleet that died stay behind, and every held key is refreshed well within it.
@@ -43,7 +46,7 @@ internal sealed class LeaseStore
         // Leaving is harmless however late; anything that heartbeats or acquires must not act after its caller
         // stopped waiting for the answer.
         var notAfter = request.Heartbeat == HeartbeatMode.Deregister ? 0 : NotAfterServerMs();
-        var (keys, args) = CycleScript.Build(_context, request, notAfter);
+        var (keys, args) = CycleScript.Build(_context, request, notAfter, Epoch);
         var sent = Stopwatch.GetTimestamp();
         RedisResult result;
         try
@@ -62,6 +65,9 @@ internal sealed class LeaseStore
         }
         var response = CycleScript.Parse(result, request);
         Anchor(response.ServerTimeMs, sent);
+        // Whatever this instance held from an earlier epoch, the script has just dropped (a lapse): from now on its
+        // leases are this epoch's.
+        Epoch = response.Epoch;
         return response;
     }
 

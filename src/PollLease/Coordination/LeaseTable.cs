@@ -36,10 +36,13 @@ internal sealed class LeaseTable
     private bool _acquireBacklog;
     private readonly ForeignLeases _foreign;
     private long _beatValidUntil;
+    private long _quarantineUntil;
     private bool _uncertain;
     private long _anchorServerMs;
     private long _anchorLocal;
     private bool _anchored;
+    private FleetBeats _beats = FleetBeats.None;
+    private readonly TimeSpan _beatLifetime;
 
     /// <param name="self">This instance's id.</param>
     /// <param name="options">Validated options.</param>
@@ -49,6 +52,8 @@ internal sealed class LeaseTable
     {
         _self = self;
         _time = time;
+        // A heartbeat's score is the server time of the beat + LeaseTtl: its age is LeaseTtl less what it has left.
+        _beatLifetime = options.LeaseTtl;
         _validity = Ticks(options.LeaseTtl - options.SafetyMargin);
         var keyTtl = LeaseStore.KeyTtl(options);
         _keyValidity = Ticks(keyTtl - options.SafetyMargin);
@@ -109,7 +114,12 @@ internal sealed class LeaseTable
         lock (_lock)
         {
             var (elsewhere, handedOff, orphaned) = _foreign.Classify(now, _recheck);
-            return new LeasePlanInput(_self, _foreign.Live, active, _held.Keys.ToHashSet(StringComparer.Ordinal), elsewhere, handedOff, orphaned);
+            // The heartbeat ages let the planner skip instances that are registered but silent (a cut-off link).
+            return new LeasePlanInput(_self, _foreign.Live, active, _held.Keys.ToHashSet(StringComparer.Ordinal), elsewhere, handedOff, orphaned)
+            {
+                HeartbeatAge = _beats.Ages,
+                ViewAge = _beats.ReadAt == 0 ? TimeSpan.MaxValue : _time.GetElapsedTime(_beats.ReadAt, now),
+            };
         }
     }
 
@@ -199,7 +209,9 @@ internal sealed class LeaseTable
             _anchorLocal = sent;
             _anchored = true;
             var dropped = _foreign.SetLive(response.LiveNodes);
+            _beats = FleetBeats.From(response, _beatLifetime, sent);
             _foreign.FollowHolders(response.HeartbeatExpiry);
+            _quarantineUntil = response.Quarantine > TimeSpan.Zero ? sent + Ticks(response.Quarantine) : 0;
             var lost = events.Count(e => e.Kind == LeaseEventKind.Lost);
             if (response.Lapsed)
             {
@@ -301,6 +313,8 @@ internal sealed class LeaseTable
                 earliest = Math.Min(earliest, _beatValidUntil);
             }
             earliest = Math.Min(earliest, _foreign.EarliestExpiry(now));
+            // Redis lost data: acquisitions resume when the quarantine ends.
+            earliest = _quarantineUntil > now ? Math.Min(earliest, _quarantineUntil) : earliest;
             if (_acquireBacklog || _refresh.Overdue(_held, now))
             {
                 earliest = now;
@@ -345,6 +359,10 @@ internal sealed class LeaseTable
         {
             var session = acquire[i];
             var outcome = response.Acquire[i];
+            if (outcome.Token == 0 && outcome.Holder is null)
+            {
+                continue; // not tried: the data-loss quarantine
+            }
             if (outcome.Token == 0)
             {
                 _foreign.Learn(session, outcome.Holder ?? "", now, outcome.HolderRemaining, response.HeartbeatExpiry.GetValueOrDefault(Holder(outcome.Holder)), sent);

@@ -29,6 +29,7 @@ internal sealed class RedisKeys
         Assignment = Root + ":assignment";
         AssignmentVersion = Root + ":assignment:version";
         Events = RedisChannel.Literal(Root + ":events");
+        Epoch = Root + ":epoch";
     }
 
     /// <summary>The braced prefix, e.g. <c>{poll}</c>.</summary>
@@ -75,6 +76,9 @@ internal sealed class RedisKeys
 
     /// <summary>Incremented with every published assignment; instances poll it to notice a missed event.</summary>
     public RedisKey AssignmentVersion { get; }
+
+    /// <summary>The fleet's data epoch (<c>id|quarantine-until|server</c>, no TTL): see <see cref="DataLossGuard"/>.</summary>
+    public RedisKey Epoch { get; }
 
     public RedisKey Node(string instanceId) => NodePrefix + instanceId;
 

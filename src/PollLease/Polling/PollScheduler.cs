@@ -196,7 +196,7 @@ internal sealed class PollScheduler : IDisposable
             }
             using var timeout = new CancellationTokenSource(budget, _time);
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(stopping, timeout.Token);
-            PollLog.Started(_logger, instance, session.Id, lease.Token);
+            PollLog.Started(_logger, _options.PollTraceLevel, instance, session.Id, lease.Token);
             _metrics.Started(_time.GetElapsedTime(scheduledAt, started));
             var context = new PollContext(session, lease.Token, instance, _time.GetUtcNow() - _time.GetElapsedTime(scheduledAt, started));
             PollOutcome outcome;

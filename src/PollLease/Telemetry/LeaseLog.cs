@@ -47,6 +47,9 @@ internal static partial class LeaseLog
     [LoggerMessage(EventId = 1013, Level = LogLevel.Warning, Message = "Session source failed: instance={Instance}; keeping the previous session list")]
     public static partial void SessionSourceFailed(ILogger logger, Exception exception, string instance);
 
+    [LoggerMessage(EventId = 1015, Level = LogLevel.Warning, Message = "New data epoch: instance={Instance} epoch={Previous}->{Epoch}; Redis lost the fleet's data, changed server, or the fleet is new: nothing is acquired for {Quarantine}, while an owner of a vanished lease may still poll")]
+    public static partial void DataEpoch(ILogger logger, string instance, string previous, string epoch, TimeSpan quarantine);
+
     [LoggerMessage(EventId = 1014, Level = LogLevel.Information, Message = "Lease cycle recovered: instance={Instance} after {Failures} failed cycles")]
     public static partial void Recovered(ILogger logger, string instance, int failures);
 }

@@ -2,23 +2,26 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using PollLease.Tests.Infrastructure;
 using StackExchange.Redis;
 
 namespace PollLease.ChaosTests.Harness;
 
 /// <summary>
-/// redis-server as a child process the test controls: killed (-9), restarted empty, or restarted with the data
-/// it had at its last SAVE (same port, same directory). Extra arguments configure TLS or ACLs.
+/// A Redis server as a child process the test controls: killed (-9), paused (SIGSTOP), restarted empty, or (redis-server
+/// only) restarted with the data it had at its last SAVE (same port, same directory). It is redis-server when that is
+/// on PATH (and not hidden by POLL_TEST_HIDE_REDIS_SERVER), else the project's own embedded Garnet run as
+/// `pollctl server`, so the suite needs nothing but the .NET SDK. Extra arguments (TLS, ACLs) need redis-server.
 /// </summary>
 public sealed class RedisChild : IAsyncDisposable
 {
-    private readonly string _executable;
+    private readonly string? _redisServer;
     private readonly Func<int, string[]> _extraArgs;
     private Process? _process;
 
-    private RedisChild(string executable, int port, string directory, Func<int, string[]> extraArgs)
+    private RedisChild(string? redisServer, int port, string directory, Func<int, string[]> extraArgs)
     {
-        _executable = executable;
+        _redisServer = redisServer;
         Port = port;
         Directory = directory;
         _extraArgs = extraArgs;
@@ -26,17 +29,23 @@ public sealed class RedisChild : IAsyncDisposable
 
     public int Port { get; }
 
+    /// <summary>True while the child process runs (false once killed).</summary>
+    public bool IsRunning => _process is { HasExited: false };
+
+    /// <summary>Which server this is: "redis-server" or "garnet (pollctl server)".</summary>
+    public string Kind => _redisServer is null ? "garnet (pollctl server)" : "redis-server";
+
+    /// <summary>Only redis-server keeps data across a restart (SAVE and its RDB file).</summary>
+    public bool CanRestartWithData => _redisServer is not null;
+
+    /// <summary>The process id, for SIGSTOP and SIGCONT.</summary>
+    public int Pid => _process?.Id ?? throw new InvalidOperationException("The server is not running.");
+
     /// <summary>Working directory: the RDB file lives here.</summary>
     public string Directory { get; }
 
     /// <summary>Clients ride out restarts (AbortOnConnectFail=false), as in production.</summary>
     public string ConnectionString => $"127.0.0.1:{Port},abortConnect=false,connectTimeout=2000,syncTimeout=3000,asyncTimeout=3000";
-
-    public static string Executable() =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
-            .Select(d => Path.Combine(d, "redis-server"))
-            .FirstOrDefault(File.Exists)
-        ?? throw new InvalidOperationException("redis-server is not on PATH: the chaos and security suites need a real redis-server (apt-get install redis-server).");
 
     /// <summary>Starts a plain server on a free port.</summary>
     public static Task<RedisChild> StartAsync() => StartAsync(_ => []);
@@ -47,7 +56,11 @@ public sealed class RedisChild : IAsyncDisposable
     /// </summary>
     public static async Task<RedisChild> StartAsync(Func<int, string[]> extraArgs)
     {
-        var exe = Executable();
+        var exe = RedisServerBinary.Find();
+        if (exe is null && extraArgs(0).Length > 0)
+        {
+            throw new InvalidOperationException($"this server needs redis-server arguments ({string.Join(' ', extraArgs(0))}): {RedisServerBinary.MissingReason}.");
+        }
         for (var attempt = 0; ; attempt++)
         {
             var dir = Path.Combine(Path.GetTempPath(), "pollchaos-" + Guid.NewGuid().ToString("N")[..12]);
@@ -85,6 +98,15 @@ public sealed class RedisChild : IAsyncDisposable
         _process = null;
     }
 
+    /// <summary>
+    /// SIGSTOP: the server answers nothing and, as a replica, receives nothing from its master until
+    /// <see cref="Resume"/>; what its master writes meanwhile is missing from it.
+    /// </summary>
+    public void Suspend() => Signal("-STOP");
+
+    /// <summary>SIGCONT after <see cref="Suspend"/>.</summary>
+    public void Resume() => Signal("-CONT");
+
     /// <summary>Kill -9 and start again with nothing: the RDB file is removed first.</summary>
     public async Task RestartEmptyAsync()
     {
@@ -96,6 +118,10 @@ public sealed class RedisChild : IAsyncDisposable
     /// <summary>SAVE, kill -9, start again on the same port and directory: the data comes back from the RDB file.</summary>
     public async Task RestartWithDataAsync()
     {
+        if (!CanRestartWithData)
+        {
+            throw new NotSupportedException("Only redis-server can restart with its data here: the embedded Garnet server keeps nothing on disk.");
+        }
         using (var mux = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{Port},allowAdmin=true,abortConnect=true"))
         {
             await mux.GetDatabase().ExecuteAsync("SAVE");
@@ -114,6 +140,17 @@ public sealed class RedisChild : IAsyncDisposable
         catch (IOException)
         {
             // A file still held open by a dying child: the temp directory is cleaned up by the OS later.
+        }
+    }
+
+    private void Signal(string signal)
+    {
+        var pid = (_process ?? throw new InvalidOperationException($"redis-server on port {Port} is not running.")).Id;
+        using var kill = Process.Start("kill", [signal, pid.ToString(CultureInfo.InvariantCulture)])!;
+        kill.WaitForExit();
+        if (kill.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"kill {signal} {pid} failed with {kill.ExitCode}.");
         }
     }
 
@@ -136,20 +173,32 @@ public sealed class RedisChild : IAsyncDisposable
 
     private async Task StartProcessAsync()
     {
-        var psi = new ProcessStartInfo(_executable)
+        ProcessStartInfo psi;
+        string readyLine;
+        if (_redisServer is not null)
         {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = Directory,
-        };
-        string[] args = ["--port", Port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", Directory, "--dbfilename", "dump.rdb", "--protected-mode", "no"];
-        foreach (var a in args.Concat(_extraArgs(Port)))
-        {
-            psi.ArgumentList.Add(a);
+            psi = new ProcessStartInfo(_redisServer) { WorkingDirectory = Directory };
+            string[] args = ["--port", Port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", Directory, "--dbfilename", "dump.rdb", "--protected-mode", "no"];
+            foreach (var a in args.Concat(_extraArgs(Port)))
+            {
+                psi.ArgumentList.Add(a);
+            }
+            readyLine = "Ready to accept connections";
         }
-        var process = Process.Start(psi) ?? throw new InvalidOperationException("redis-server did not start.");
+        else
+        {
+            psi = new ProcessStartInfo("dotnet") { WorkingDirectory = Directory };
+            foreach (var a in new[] { BuiltProject.Dll(Path.Combine("src", "PollCtl"), "pollctl"), "server", "--port", Port.ToString(CultureInfo.InvariantCulture) })
+            {
+                psi.ArgumentList.Add(a);
+            }
+            readyLine = "embedded Garnet listening on";
+        }
+        psi.RedirectStandardOutput = true;
+        psi.RedirectStandardError = true;
+        psi.UseShellExecute = false;
+        var process = Process.Start(psi) ?? throw new InvalidOperationException($"{Kind} did not start.");
         var output = new System.Text.StringBuilder();
         process.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
         process.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
@@ -157,7 +206,8 @@ public sealed class RedisChild : IAsyncDisposable
         process.BeginErrorReadLine();
         _process = process;
         var ready = Stopwatch.StartNew();
-        while (ready.Elapsed < TimeSpan.FromSeconds(15))
+        // A .NET process on a loaded machine takes far longer to start than redis-server.
+        while (ready.Elapsed < TimeSpan.FromSeconds(60))
         {
             if (process.HasExited)
             {
@@ -168,19 +218,19 @@ public sealed class RedisChild : IAsyncDisposable
                 }
                 _process = null;
                 process.Dispose();
-                throw new InvalidOperationException($"redis-server exited at once on port {Port}: {text.Trim()}");
+                throw new InvalidOperationException($"{Kind} exited at once on port {Port}: {text.Trim()}");
             }
             string log;
             lock (output)
             {
                 log = output.ToString();
             }
-            if (log.Contains("Ready to accept connections", StringComparison.Ordinal))
+            if (log.Contains(readyLine, StringComparison.Ordinal))
             {
                 return;
             }
             await Task.Delay(20);
         }
-        throw new TimeoutException($"redis-server on port {Port} was not ready within 15 s.");
+        throw new TimeoutException($"{Kind} on port {Port} was not ready within 60 s.");
     }
 }

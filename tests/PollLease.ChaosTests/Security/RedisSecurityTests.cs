@@ -19,7 +19,7 @@ namespace PollLease.ChaosTests.Security;
 /// TLS and an ACL user against a redis-server configured here (self-signed CA, the default user disabled, the
 /// poller user limited to its fleet's keys), and no secret in any log line or pollctl output.
 /// </summary>
-public sealed class RedisSecurityTests
+public sealed class RedisSecurityTests : IClassFixture<ChaosServerFixture>
 {
     private const string Password = "Pa55-word-for-the-poller-7f3e";
     private const string WrongPassword = "Wr0ng-secret-91c2";
@@ -38,7 +38,7 @@ public sealed class RedisSecurityTests
     private static string Connection(RedisChild redis, string password) =>
         $"127.0.0.1:{redis.Port},ssl=true,sslHost=localhost,user=poller,password={password},abortConnect=false,connectTimeout=3000";
 
-    [Fact]
+    [RedisServerFact("TLS and an ACL user given on redis-server's command line")]
     public async Task Tls_and_an_acl_user_hold_leases_and_poll_and_no_password_reaches_a_log_or_pollctl()
     {
         using var certs = TlsCertificates.Create();

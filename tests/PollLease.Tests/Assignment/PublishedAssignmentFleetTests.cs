@@ -43,9 +43,17 @@ public abstract class PublishedAssignmentFleetTests(RedisFixture fixture)
             await leases.StartAsync();
         }
 
-        Dictionary<string, string> Owners() => members
-            .SelectMany(m => m.Leases.OwnedSessions().Where(l => l.State == LeaseState.Owned).Select(l => (l.SessionId, m.Leases.InstanceId)))
-            .ToDictionary(x => x.SessionId, x => x.InstanceId, StringComparer.Ordinal);
+        // The instances are read one after another, so a handover between two reads can show a session under both
+        // (or neither): such a snapshot is not settled, and the caller reads again.
+        Dictionary<string, string>? Owners()
+        {
+            var pairs = members
+                .SelectMany(m => m.Leases.OwnedSessions().Where(l => l.State == LeaseState.Owned).Select(l => (l.SessionId, m.Leases.InstanceId)))
+                .ToList();
+            return pairs.Select(p => p.SessionId).Distinct(StringComparer.Ordinal).Count() == pairs.Count
+                ? pairs.ToDictionary(x => x.SessionId, x => x.InstanceId, StringComparer.Ordinal)
+                : null;
+        }
 
         // Settled: the janitor published the assignment of exactly these instances, and they hold exactly it.
         async Task<Dictionary<string, string>> SettledAsync(string what)
@@ -55,7 +63,12 @@ public abstract class PublishedAssignmentFleetTests(RedisFixture fixture)
             await Eventually.TrueAsync(async () =>
             {
                 var (_, published, _) = await store.ReadAsync(CancellationToken.None);
-                owners = Owners();
+                var snapshot = Owners();
+                if (snapshot is null)
+                {
+                    return false;
+                }
+                owners = snapshot;
                 return published is not null
                     && published.Owners.Count == _sessions.Length
                     && published.Owners.Values.All(ids.Contains)

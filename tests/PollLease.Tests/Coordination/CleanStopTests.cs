@@ -91,6 +91,7 @@ public abstract class CleanStopTests(RedisFixture fixture)
     public async Task The_stop_request_deletes_what_an_unanswered_earlier_request_acquired()
     {
         var keys = new RedisKeys(_prefix);
+        await LeaseTestHost.NewFleetAsync(fixture.Redis, _prefix);
         var store = new LeaseStore(fixture.Redis, keys, "node-s", LeaseTestHost.FastOptions(_prefix, "node-s"));
         await store.RunAsync(new CycleRequest(HeartbeatMode.Register, [], [], []));
 

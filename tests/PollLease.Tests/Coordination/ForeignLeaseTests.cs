@@ -32,12 +32,13 @@ public abstract class ForeignLeaseTests(RedisFixture fixture)
     public async Task A_live_holders_lease_is_not_probed_again_when_its_learnt_ttl_runs_out_and_is_taken_at_expiry_once_the_holder_stops()
     {
         var options = LeaseTestHost.FastOptions(_prefix, "node-b");
+        await LeaseTestHost.NewFleetAsync(fixture.Redis, _prefix);
         var ghost = new LeaseStore(fixture.Redis, new RedisKeys(_prefix), "ghost", LeaseTestHost.FastOptions(_prefix, "ghost"));
         var taken = await ghost.RunAsync(new CycleRequest(HeartbeatMode.Register, [], [Session], []));
         var token = taken.Acquire[0].Token;
         Assert.True(token > 0);
 
-        var planner = new RecordingPlanner(new BalancedPlanner(0, TimeProvider.System, options.HeartbeatTtl + options.CycleInterval));
+        var planner = new RecordingPlanner(new BalancedPlanner(0, TimeProvider.System, PlannerTimings.From(options)));
         await using var redis = await fixture.ConnectAsync();
         await using var b = new LeaseManager(redis, options, new StaticSessionDirectory([Session]), planner, null, null, null);
 

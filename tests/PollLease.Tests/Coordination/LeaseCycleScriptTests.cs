@@ -35,6 +35,7 @@ public abstract class LeaseCycleScriptTests(RedisFixture fixture)
         var db = fixture.Redis.GetDatabase();
         await db.HashSetAsync(keys.Lease("hashed"), "x", "y");
         await db.SetAddAsync(keys.Fence("fenced"), "x");
+        await LeaseTestHost.NewFleetAsync(fixture.Redis, _prefix);
         var store = new LeaseStore(fixture.Redis, keys, "node-a", LeaseTestHost.FastOptions(_prefix, "node-a"));
 
         var response = await store.RunAsync(new CycleRequest(HeartbeatMode.Register, [], ["hashed", "fenced", "fine"], []));

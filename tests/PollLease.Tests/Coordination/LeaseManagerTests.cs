@@ -128,7 +128,10 @@ public abstract class LeaseManagerTests(RedisFixture fixture)
         await server.RestartEmptyAsync();
         await Eventually.TrueAsync(() => redis.IsConnected, Deadline, "client reconnects after the restart");
         Assert.False(await redis.GetDatabase().KeyExistsAsync(FenceKey("s1")));
+        // Redis lost its data: nothing is acquired until the data-loss quarantine (one lease TTL) is over.
         var second = await a.TryAcquireAsync("s1");
+        Assert.False(second.Acquired);
+        await Eventually.TrueAsync(async () => (second = await a.TryAcquireAsync("s1")).Acquired, Deadline, "s1 acquired once the quarantine is over");
 
         Assert.True(first.Acquired && second.Acquired);
         Assert.True(second.Token > first.Token, $"token after restart {second.Token} must exceed {first.Token}");
@@ -351,11 +354,17 @@ public abstract class LeaseManagerTests(RedisFixture fixture)
         await server.StopAsync();
         await Eventually.TrueAsync(() => sessions.All(s => a.GetState(s) != LeaseState.Owned), Deadline, "leases stop being Owned");
         Assert.All(sessions, s => Assert.False(a.IsOwned(s)));
-        Assert.All(sessions, s => Assert.NotEqual(LeaseState.None, a.GetState(s)));
         await Eventually.TrueAsync(() => events.Count(e => e.Kind == LeaseEventKind.Lost) == 5, Deadline, "Lost reported for every lease");
         Assert.Empty(a.OwnedSessions());
-        Assert.All(sessions, s => Assert.Contains(events, e => e.SessionId == s && e.Kind == LeaseEventKind.Lost && e.Reason == LeaseReasons.Deadline));
-        Assert.All(sessions, s => Assert.Contains(events, e => e.SessionId == s && e.Kind == LeaseEventKind.Uncertain));
+        // Uncertain first (renewing failed: no new polls), Lost at the deadline. The states are read from the event
+        // stream, not sampled, because a loaded machine can pass both between two samples.
+        var order = events.ToList();
+        Assert.All(sessions, s =>
+        {
+            var uncertain = order.FindIndex(e => e.SessionId == s && e.Kind == LeaseEventKind.Uncertain);
+            var lost = order.FindIndex(e => e.SessionId == s && e.Kind == LeaseEventKind.Lost && e.Reason == LeaseReasons.Deadline);
+            Assert.InRange(uncertain, 0, lost - 1);
+        });
 
         await server.StartAsync();
         await Eventually.TrueAsync(() => a.OwnedSessions().Count == 5, Deadline, "owns all again after Redis returns");

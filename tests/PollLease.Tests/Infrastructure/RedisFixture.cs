@@ -1,14 +1,17 @@
 using DotNet.Testcontainers.Builders;
 using StackExchange.Redis;
 using Testcontainers.Redis;
+using Xunit.Abstractions;
+using Xunit.Sdk;
 
 namespace PollLease.Tests.Infrastructure;
 
 /// <summary>
 /// A Redis for one test class. Each test takes a fresh key prefix (<see cref="NewPrefix"/>), so tests never see
 /// each other's keys. Tests that stop or restart Redis take a dedicated server with <see cref="StartDedicatedAsync"/>.
+/// The fixture says in the test output (an xunit diagnostic message) which server it ran on.
 /// </summary>
-public abstract class RedisFixture : IAsyncLifetime
+public abstract class RedisFixture(IMessageSink diagnostics) : IAsyncLifetime
 {
     private static int _prefixCounter;
     private TestRedisServer? _owned;
@@ -44,6 +47,18 @@ public abstract class RedisFixture : IAsyncLifetime
             Kind = _owned.Kind;
         }
         _shared = await ConnectionMultiplexer.ConnectAsync(ConnectionString);
+        var version = _shared.GetServers()[0].Version;
+        var said = $"{GetType().Name}: {Kind} {version} at {ConnectionString.Split(',')[0]}";
+        if (!PreferGarnet && Kind == "garnet")
+        {
+            said += $" (fallback: {RedisServerBinary.MissingReason})";
+        }
+        diagnostics.OnMessage(new DiagnosticMessage(said));
+        // A redis-server class must not pass quietly on another server when redis-server could have run it.
+        if (!PreferGarnet && Kind == "garnet" && RedisServerBinary.Available)
+        {
+            throw new InvalidOperationException($"{GetType().Name} ran on Garnet although redis-server is available: {said}");
+        }
     }
 
     public async Task<ConnectionMultiplexer> ConnectAsync(string? connectionString = null) =>
@@ -88,14 +103,17 @@ public abstract class RedisFixture : IAsyncLifetime
     }
 }
 
-/// <summary>REDIS_CONNECTION if set; else redis-server on PATH on a free loopback port; else in-process Garnet.</summary>
-public sealed class RedisServerFixture : RedisFixture
+/// <summary>
+/// REDIS_CONNECTION if set; else redis-server on PATH on a free loopback port; else (no redis-server, or
+/// POLL_TEST_HIDE_REDIS_SERVER=1) in-process Garnet, said in the output.
+/// </summary>
+public sealed class RedisServerFixture(IMessageSink diagnostics) : RedisFixture(diagnostics)
 {
     protected override bool PreferGarnet => false;
 }
 
 /// <summary>In-process Garnet with Lua.</summary>
-public sealed class GarnetFixture : RedisFixture
+public sealed class GarnetFixture(IMessageSink diagnostics) : RedisFixture(diagnostics)
 {
     protected override bool PreferGarnet => true;
 }

@@ -44,18 +44,8 @@ public abstract class TestRedisServer : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    public static string? FindRedisServer()
-    {
-        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator))
-        {
-            var candidate = Path.Combine(dir, "redis-server");
-            if (File.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-        return null;
-    }
+    /// <summary>redis-server on PATH, unless hidden by <see cref="RedisServerBinary.HideVariable"/>.</summary>
+    public static string? FindRedisServer() => RedisServerBinary.Find();
 
     /// <summary>Starts a dedicated server: redis-server when on PATH and <paramref name="preferGarnet"/> is false, else Garnet.</summary>
     public static async Task<TestRedisServer> StartNewAsync(bool preferGarnet)

@@ -19,7 +19,8 @@ namespace PollLease.Tests.Polling;
 public abstract class RecordFleetTests(RedisFixture fixture)
 {
     private static readonly TimeSpan Interval = PollSession.MinInterval;
-    private static readonly TimeSpan LeaseTtl = TimeSpan.FromMilliseconds(1500);
+    // Loaded-machine margins, as in LeaseTestHost.
+    private static readonly TimeSpan LeaseTtl = TimeSpan.FromSeconds(3);
     private readonly string _prefix = RedisFixture.NewPrefix();
 
     private IHost CreateHost(string id)
@@ -31,13 +32,13 @@ public abstract class RecordFleetTests(RedisFixture fixture)
             ["PollLease:Redis"] = fixture.ConnectionString,
             ["PollLease:KeyPrefix"] = _prefix,
             ["PollLease:InstanceId"] = id,
-            ["PollLease:LeaseTtl"] = Ms(1500),
-            ["PollLease:RenewInterval"] = Ms(300),
+            ["PollLease:LeaseTtl"] = Ms((int)LeaseTtl.TotalMilliseconds),
+            ["PollLease:RenewInterval"] = Ms(500),
             ["PollLease:RetryInterval"] = Ms(100),
-            ["PollLease:HeartbeatTtl"] = Ms(1500),
-            ["PollLease:HeartbeatInterval"] = Ms(300),
-            ["PollLease:SafetyMargin"] = Ms(300),
-            ["PollLease:OperationTimeout"] = Ms(800),
+            ["PollLease:HeartbeatTtl"] = Ms((int)LeaseTtl.TotalMilliseconds),
+            ["PollLease:HeartbeatInterval"] = Ms(500),
+            ["PollLease:SafetyMargin"] = Ms(500),
+            ["PollLease:OperationTimeout"] = Ms(2000),
             ["PollLease:Polling:Tick"] = Ms(50),
         });
         builder.Services.AddPollLease(builder.Configuration);
