@@ -11,8 +11,9 @@ namespace PollLease.Coordination;
 /// version) and counts failures. Callers serialise requests (the lease manager's cycle gate).
 /// </summary>
 internal sealed class CycleSender(LeaseStore store, LeaseTable table, LeaseNotifier notifier, PollLeaseOptions options, TimeProvider time,
-    ILogger logger, string instanceId, Action wake)
+    ILogger logger, string instanceId, Action wake) : IDisposable
 {
+    private readonly SemaphoreSlim _gate = new(1, 1);
     private int _failures;
 
     /// <summary>True once a heartbeat was answered; false again after deregistering.</summary>
@@ -73,6 +74,27 @@ internal sealed class CycleSender(LeaseStore store, LeaseTable table, LeaseNotif
         }
     }
 
+    /// <summary>Runs <paramref name="body"/> under the gate: requests of one instance never overlap.</summary>
+    public async Task<T> GatedAsync<T>(Func<Task<T>> body, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await body().ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Takes the gate for a stop (cancellation when its budget runs out first); give it back with <see cref="Exit"/>.</summary>
+    public Task<bool> EnterAsync(CancellationToken cancellationToken) => _gate.WaitAsync(Timeout.Infinite, cancellationToken);
+
+    public void Exit() => _gate.Release();
+
+    public void Dispose() => _gate.Dispose();
+
     /// <summary>Accepts requests again (the instance starts).</summary>
     public void Open()
     {
@@ -95,10 +117,16 @@ internal sealed class CycleSender(LeaseStore store, LeaseTable table, LeaseNotif
 
     /// <summary>
     /// The stop's request: releases <paramref name="release"/>, deletes whatever the instance's index still names and
-    /// leaves the registry, bounded by ShutdownTimeout and <paramref name="cancellationToken"/>. Never throws.
+    /// leaves the registry, bounded by ShutdownTimeout and <paramref name="cancellationToken"/>. Never throws. Without
+    /// <paramref name="deregister"/> nothing is sent: the leases are left to expire with the heartbeat.
     /// </summary>
-    public async Task<LeaseStopResult> DeregisterAsync(IReadOnlyList<HeldLease> release, CancellationToken cancellationToken)
+    public async Task<LeaseStopResult> LeaveAsync(IReadOnlyList<HeldLease> release, bool deregister, CancellationToken cancellationToken)
     {
+        if (!deregister)
+        {
+            LeaseLog.Stopped(logger, instanceId, 0, false);
+            return new LeaseStopResult(0, release.Count, false);
+        }
         try
         {
             var response = await store.RunAsync(new CycleRequest(HeartbeatMode.Deregister, [], [], release))

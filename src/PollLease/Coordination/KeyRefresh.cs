@@ -103,3 +103,22 @@ internal sealed class KeyRefresh(long refreshPeriod, double cyclesPerRefresh, in
     /// <summary>True when the longest-waiting key is due now (refreshes fell behind: run the next cycle at once).</summary>
     public bool Overdue(IReadOnlyDictionary<string, HeldEntry> held, long now) => Head(held) is { } e && e.KeyRefreshed + refreshPeriod <= now;
 }
+
+/// <summary>
+/// Converts between local timestamps and Redis server time (ms), anchored at the send time of the last answered
+/// request and that answer's server time (off by at most that request's one-way latency). Not thread-safe:
+/// <see cref="LeaseTable"/> calls it under its lock.
+/// </summary>
+internal sealed class ServerClock(TimeProvider time)
+{
+    private long _serverMs;
+    private long _local;
+    private bool _anchored;
+
+    public void Anchor(long serverMs, long local) => (_serverMs, _local, _anchored) = (serverMs, local, true);
+
+    /// <summary>Server ms of a local timestamp; 0 for none, or before the first answer.</summary>
+    public long ToServerMs(long? local) => local is not { } at || !_anchored ? 0 : _serverMs + (long)time.GetElapsedTime(_local, at).TotalMilliseconds;
+
+    public long ToLocal(long serverMs) => _local + (long)((serverMs - _serverMs) / 1000.0 * time.TimestampFrequency);
+}

@@ -32,7 +32,6 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     private readonly ILogger _logger;
     private readonly LeaseNotifier _notifier;
     private readonly FleetListener _fleet;
-    private readonly SemaphoreSlim _cycleGate = new(1, 1);
     private readonly BackgroundLoop _loop;
 
     /// <summary>Creates a lease manager. Nothing touches Redis until <see cref="StartAsync"/> or a cycle runs.</summary>
@@ -150,9 +149,8 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     public LeaseStopResult? LastStop { get; private set; }
 
     /// <summary>
-    /// Stops without releasing or deregistering: the loop ends (no renewal after it), every lease is dropped locally
-    /// and left to expire with the heartbeat. For a host whose polls are still running after their drain: releasing
-    /// would let another instance poll a session alongside a poll that ignores cancellation.
+    /// Stops without releasing or deregistering (leases dropped locally, left to expire with the heartbeat): for a host
+    /// whose polls still run after their drain, as a release would let another instance poll alongside them.
     /// </summary>
     internal Task<LeaseStopResult> StopWithoutReleaseAsync(CancellationToken cancellationToken) => StopCoreAsync(release: false, cancellationToken);
 
@@ -163,7 +161,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         {
             await _loop.StopAsync(Timeout.InfiniteTimeSpan, cancellationToken).ConfigureAwait(false);
             await _fleet.StopAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
-            gated = await _cycleGate.WaitAsync(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
+            gated = await _sender.EnterAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -173,20 +171,14 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         var events = new List<LeaseEvent>();
         try
         {
-            var held = _table.TakeAll(LeaseReasons.Shutdown, events);
-            if (!release)
-            {
-                LeaseLog.Stopped(_logger, InstanceId, 0, false);
-                return LastStop = new LeaseStopResult(0, held.Count, false);
-            }
-            return LastStop = await _sender.DeregisterAsync(held, cancellationToken).ConfigureAwait(false);
+            return LastStop = await _sender.LeaveAsync(_table.TakeAll(LeaseReasons.Shutdown, events), release, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
             _notifier.Raise(events, this, LeaseChanged);
             if (gated)
             {
-                _cycleGate.Release();
+                _sender.Exit();
             }
         }
     }
@@ -219,40 +211,26 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
 
     /// <summary>Runs one cycle now (cycles never overlap). Redis failures do not throw; they are logged, counted and reported.</summary>
     public Task<LeaseCycleResult> RunCycleAsync(CancellationToken cancellationToken = default) =>
-        GatedAsync(() => RunCycleCoreAsync(cancellationToken), cancellationToken);
+        _sender.GatedAsync(() => RunCycleCoreAsync(cancellationToken), cancellationToken);
 
     /// <summary>Runs one cycle now if started and not stopping, else returns null: a timer trigger during a stop must not register again.</summary>
     /// <remarks>StopAsync clears the loop before it takes the gate, so a trigger queued behind its release sees it.</remarks>
     internal Task<LeaseCycleResult?> RunCycleIfRunningAsync(CancellationToken cancellationToken) =>
-        GatedAsync(async () => !_loop.IsRunning ? null : await RunCycleCoreAsync(cancellationToken).ConfigureAwait(false), cancellationToken);
+        _sender.GatedAsync(async () => !_loop.IsRunning ? null : await RunCycleCoreAsync(cancellationToken).ConfigureAwait(false), cancellationToken);
 
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
         await (_loop.IsRunning ? StopAsync() : Task.CompletedTask).ConfigureAwait(false);
-        _cycleGate.Dispose();
+        _sender.Dispose();
     }
 
     private static BalancedPlanner DefaultPlanner(PollLeaseOptions options, TimeProvider? time, ILoggerFactory? loggerFactory) =>
         new(options?.BalanceEpsilon ?? throw new ArgumentNullException(nameof(options)), time ?? TimeProvider.System, PlannerTimings.From(options),
             loggerFactory?.CreateLogger("PollLease.Assignment"));
 
-    /// <summary>Runs <paramref name="body"/> under the cycle gate: requests of one instance never overlap.</summary>
-    private async Task<T> GatedAsync<T>(Func<Task<T>> body, CancellationToken cancellationToken)
-    {
-        await _cycleGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            return await body().ConfigureAwait(false);
-        }
-        finally
-        {
-            _cycleGate.Release();
-        }
-    }
-
     /// <summary>One request outside the cycle (acquire or release now); throws what the round trip threw.</summary>
-    private Task<Sent> RoundTripAsync(LeasePlan plan, CancellationToken cancellationToken) => GatedAsync(async () =>
+    private Task<Sent> RoundTripAsync(LeasePlan plan, CancellationToken cancellationToken) => _sender.GatedAsync(async () =>
     {
         var events = new List<LeaseEvent>();
         var sent = await _sender.SendAsync(_sender.Beat, plan, events, cancellationToken).ConfigureAwait(false);

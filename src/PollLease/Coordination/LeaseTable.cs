@@ -38,9 +38,7 @@ internal sealed class LeaseTable
     private long _beatValidUntil;
     private long _quarantineUntil;
     private bool _uncertain;
-    private long _anchorServerMs;
-    private long _anchorLocal;
-    private bool _anchored;
+    private readonly ServerClock _clock;
     private FleetBeats _beats = FleetBeats.None;
     private readonly TimeSpan _beatLifetime;
 
@@ -52,6 +50,7 @@ internal sealed class LeaseTable
     {
         _self = self;
         _time = time;
+        _clock = new ServerClock(time);
         // A heartbeat's score is the server time of the beat + LeaseTtl: its age is LeaseTtl less what it has left.
         _beatLifetime = options.LeaseTtl;
         _validity = Ticks(options.LeaseTtl - options.SafetyMargin);
@@ -137,7 +136,7 @@ internal sealed class LeaseTable
                 if (_held.Remove(session, out var e))
                 {
                     _refresh.Forget(session);
-                    release.Add(new HeldLease(session, e.Token, ToServerMs(e.LastPoll)));
+                    release.Add(new HeldLease(session, e.Token, _clock.ToServerMs(e.LastPoll)));
                     events.Add(Event(LeaseEventKind.Released, session, e.Token, reason));
                 }
             }
@@ -146,7 +145,7 @@ internal sealed class LeaseTable
             var acquire = _retries.Acquire(plan.Acquire, _held.ContainsKey);
             _acquireBacklog = acquire.Count > MaxAcquirePerCycle;
             acquire = _acquireBacklog ? acquire.Take(MaxAcquirePerCycle).ToArray() : acquire;
-            return new CycleRequest(mode, _refresh.Next(_held, _time.GetTimestamp(), ToServerMs), acquire, release);
+            return new CycleRequest(mode, _refresh.Next(_held, _time.GetTimestamp(), _clock.ToServerMs), acquire, release);
         }
     }
 
@@ -158,7 +157,7 @@ internal sealed class LeaseTable
     {
         lock (_lock)
         {
-            var all = _held.Values.Select(e => new HeldLease(e.SessionId, e.Token, ToServerMs(e.LastPoll))).ToList();
+            var all = _held.Values.Select(e => new HeldLease(e.SessionId, e.Token, _clock.ToServerMs(e.LastPoll))).ToList();
             events.AddRange(all.Select(h => Event(LeaseEventKind.Released, h.SessionId, h.Token, reason)));
             _held.Clear();
             _refresh.Clear();
@@ -205,9 +204,7 @@ internal sealed class LeaseTable
                 return new CycleApplied(0, 0, 0, false, []);
             }
             _retries.Answered(request);
-            _anchorServerMs = response.ServerTimeMs;
-            _anchorLocal = sent;
-            _anchored = true;
+            _clock.Anchor(response.ServerTimeMs, sent);
             var dropped = _foreign.SetLive(response.LiveNodes);
             _beats = FleetBeats.From(response, _beatLifetime, sent);
             _foreign.FollowHolders(response.HeartbeatExpiry);
@@ -245,27 +242,16 @@ internal sealed class LeaseTable
         }
     }
 
-    /// <summary>
-    /// The strict check found another value (<paramref name="found"/>) in the lease's key: it stops counting as owned
-    /// now, and its Lost event comes with the next cycle's.
-    /// </summary>
+    /// <summary>The strict check found another value in the lease's key: it stops counting as owned now (Lost with the next cycle).</summary>
     public void Taken(string session, long token, string found) => Locked(() =>
-    {
-        if (_held.TryGetValue(session, out var e) && e.Token == token && _held.Remove(session))
-        {
-            _pending.Add(Event(LeaseEventKind.Lost, session, token, found.Length == 0 ? LeaseReasons.Expired : LeaseReasons.Taken));
-        }
-        return true;
-    });
+        _held.TryGetValue(session, out var e) && e.Token == token && _held.Remove(session)
+        && Pending(Event(LeaseEventKind.Lost, session, token, found.Length == 0 ? LeaseReasons.Expired : LeaseReasons.Taken)));
 
     /// <summary>Accepts answers again (the instance starts).</summary>
     public void Open() => Locked(() => _closed = false);
 
-    /// <summary>
-    /// A poll of <paramref name="session"/> under <paramref name="token"/> started <paramref name="at"/>. With
-    /// <paramref name="record"/> (the cadence's phase moved) the start goes to Redis with the next cycle; otherwise only
-    /// with a release, as the next owner continues the phase it last read.
-    /// </summary>
+    /// <summary>A poll started <paramref name="at"/>; with <paramref name="record"/> (the cadence's phase moved) the start goes
+    /// to Redis with the next cycle, otherwise with a release only: the next owner continues the cadence it reads.</summary>
     public void PollStarted(string session, long token, long at, bool record)
     {
         lock (_lock)
@@ -286,12 +272,9 @@ internal sealed class LeaseTable
     /// <summary>When the session's previous poll started (any owner), as read when this lease was acquired.</summary>
     public bool TryGetPreviousPoll(string session, long token, out long at)
     {
-        lock (_lock)
-        {
-            var previous = _held.TryGetValue(session, out var e) && e.Token == token ? e.PreviousPoll : null;
-            at = previous.GetValueOrDefault();
-            return previous.HasValue;
-        }
+        var previous = Locked(() => _held.TryGetValue(session, out var e) && e.Token == token ? e.PreviousPoll : null);
+        at = previous.GetValueOrDefault();
+        return previous.HasValue;
     }
 
     /// <summary>
@@ -376,7 +359,7 @@ internal sealed class LeaseTable
             {
                 KeyRefreshed = sent,
                 KeyValidUntil = sent + _keyValidity,
-                PreviousPoll = outcome.PreviousPollMs > 0 ? ToLocal(outcome.PreviousPollMs) : null,
+                PreviousPoll = outcome.PreviousPollMs > 0 ? _clock.ToLocal(outcome.PreviousPollMs) : null,
             };
             _refresh.Add(session, outcome.Token);
             acquired++;
@@ -386,6 +369,12 @@ internal sealed class LeaseTable
     }
 
     private static string Holder(string? value) => LeaseValue.TryParse(value, out var owner, out _) ? owner : value ?? "";
+
+    private bool Pending(LeaseEvent e)
+    {
+        _pending.Add(e);
+        return true;
+    }
 
     private T Locked<T>(Func<T> read)
     {
@@ -404,11 +393,6 @@ internal sealed class LeaseTable
     private LeaseEvent Event(LeaseEventKind kind, string session, long token, string? reason) =>
         new(kind, _self, session, token, reason, _time.GetUtcNow());
 
-    /// <summary>Server ms of a local timestamp, from the last answer's server time and send time; 0 for 0 or no answer yet.</summary>
-    private long ToServerMs(long? local) =>
-        local is not { } at || !_anchored ? 0 : _anchorServerMs + (long)_time.GetElapsedTime(_anchorLocal, at).TotalMilliseconds;
-
-    private long ToLocal(long serverMs) => _anchorLocal + Ticks(TimeSpan.FromMilliseconds(serverMs - _anchorServerMs));
 
     private long Ticks(TimeSpan span) => (long)(span.TotalSeconds * _time.TimestampFrequency);
 }
