@@ -269,11 +269,13 @@ internal static class DataLossBench
     private sealed class RedisChildProcess : IDisposable
     {
         private readonly Process _process;
+        private readonly string _directory;
         private bool _disposed;
 
-        private RedisChildProcess(Process process, int port, string version)
+        private RedisChildProcess(Process process, string directory, int port, string version)
         {
             _process = process;
+            _directory = directory;
             Port = port;
             Version = version;
         }
@@ -290,8 +292,11 @@ internal static class DataLossBench
                 probe.Start();
                 port = ((IPEndPoint)probe.LocalEndpoint).Port;
             }
-            var info = new ProcessStartInfo("redis-server") { RedirectStandardOutput = true, UseShellExecute = false };
-            foreach (var a in (string[])["--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", .. extra])
+            // A directory of its own: a replica's full sync writes an RDB file even with --save '', and it must not land in
+            // the repository.
+            var directory = Directory.CreateTempSubdirectory("polllease-bench-").FullName;
+            var info = new ProcessStartInfo("redis-server") { RedirectStandardOutput = true, UseShellExecute = false, WorkingDirectory = directory };
+            foreach (var a in (string[])["--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory, .. extra])
             {
                 info.ArgumentList.Add(a);
             }
@@ -302,7 +307,7 @@ internal static class DataLossBench
                 try
                 {
                     await using var mux = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{port},abortConnect=true,connectTimeout=500,allowAdmin=true").ConfigureAwait(false);
-                    return new RedisChildProcess(process, port, (await mux.GetServers()[0].InfoAsync("server").ConfigureAwait(false)).SelectMany(g => g).First(p => p.Key == "redis_version").Value);
+                    return new RedisChildProcess(process, directory, port, (await mux.GetServers()[0].InfoAsync("server").ConfigureAwait(false)).SelectMany(g => g).First(p => p.Key == "redis_version").Value);
                 }
                 catch (RedisConnectionException) when (deadline.Elapsed < TimeSpan.FromSeconds(10))
                 {
@@ -334,6 +339,14 @@ internal static class DataLossBench
                 _process.WaitForExit();
             }
             _process.Dispose();
+            try
+            {
+                Directory.Delete(_directory, recursive: true);
+            }
+            catch (IOException)
+            {
+                // A file the dying server still held: the temp directory is cleaned up by the OS later.
+            }
         }
 
         private void Signal(string signal)
