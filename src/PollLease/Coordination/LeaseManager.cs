@@ -81,7 +81,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     /// <summary>Live instance ids as of the last successful cycle (sorted).</summary>
     public IReadOnlyList<string> LiveNodes => _table.LiveNodes;
 
-    /// <summary>The balanced assignment this instance planned its last cycle with; every instance with the same view computes the same one.</summary>
+    /// <summary>The assignment this instance planned its last cycle with, over the instances whose heartbeat was fresh.</summary>
     internal BalancedAssignment Assignment =>
         _planner is BalancedPlanner balanced ? balanced.Current : BalancedAssignment.Compute(LiveNodes.Append(InstanceId), ActiveSessions, Options.BalanceEpsilon);
 
