@@ -50,7 +50,9 @@ public sealed class BadDataTests(ITestOutputHelper output) : IClassFixture<Chaos
 
         var warnings = string.Join("\n", children.SelectMany(c => c.Lines).Select(l => l.Text).Where(t => t.Contains("warn", StringComparison.Ordinal)).Distinct().Take(40));
         run.Note("warnings:\n" + warnings);
-        Assert.Contains("Lease value in unexpected format: endpoint=chaos-000", warnings, StringComparison.Ordinal);
+        // chaos-000's garbage value is not asserted on: leases hang on their holder's heartbeat, so nobody reads a held
+        // lease's value every cycle (its holder does at the next refresh of its key's safety expiry; a newcomer when it
+        // tries to acquire it). What matters here is that it costs no other session and crashes nothing.
         Assert.Contains("chaos-004", warnings, StringComparison.Ordinal);
     }
 }
