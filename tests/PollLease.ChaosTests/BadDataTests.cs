@@ -8,7 +8,7 @@ namespace PollLease.ChaosTests;
 /// Garbage written straight into a running fleet's Redis: each bad key costs at most its own session (skipped
 /// with a logged warning); no instance crashes and every other session keeps being polled.
 /// </summary>
-public sealed class BadDataTests(ITestOutputHelper output)
+public sealed class BadDataTests(ITestOutputHelper output) : IClassFixture<ChaosServerFixture>
 {
     private static readonly TimeSpan Settle = TimeSpan.FromSeconds(90);
 

@@ -5,7 +5,7 @@ using Xunit.Abstractions;
 namespace PollLease.ChaosTests;
 
 /// <summary>Instances that crash (kill -9) or freeze (SIGSTOP past the lease TTL) while they own sessions.</summary>
-public sealed class ProcessFaultTests(ITestOutputHelper output)
+public sealed class ProcessFaultTests(ITestOutputHelper output) : IClassFixture<ChaosServerFixture>
 {
     private static readonly TimeSpan Settle = TimeSpan.FromSeconds(90);
 

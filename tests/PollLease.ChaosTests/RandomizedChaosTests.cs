@@ -8,7 +8,7 @@ namespace PollLease.ChaosTests;
 /// Every fault, in a random order from a printed seed. Short by default (a few rounds); POLL_CHAOS_SOAK=minutes
 /// keeps going for that long and prints the same figures. POLL_CHAOS_SEED=n replays a sequence of faults.
 /// </summary>
-public sealed class RandomizedChaosTests(ITestOutputHelper output)
+public sealed class RandomizedChaosTests(ITestOutputHelper output) : IClassFixture<ChaosServerFixture>
 {
     private static readonly TimeSpan Settle = TimeSpan.FromSeconds(120);
 

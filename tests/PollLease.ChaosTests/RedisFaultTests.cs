@@ -4,7 +4,7 @@ using Xunit.Abstractions;
 namespace PollLease.ChaosTests;
 
 /// <summary>Redis itself fails: restarted with its data, restarted empty, or cut off from one instance.</summary>
-public sealed class RedisFaultTests(ITestOutputHelper output)
+public sealed class RedisFaultTests(ITestOutputHelper output) : IClassFixture<ChaosServerFixture>
 {
     private static readonly TimeSpan Settle = TimeSpan.FromSeconds(90);
 

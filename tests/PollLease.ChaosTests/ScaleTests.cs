@@ -4,7 +4,7 @@ using Xunit.Abstractions;
 namespace PollLease.ChaosTests;
 
 /// <summary>Many instances arriving together, and the fleet shrinking and growing (graceful stops, SIGTERM).</summary>
-public sealed class ScaleTests(ITestOutputHelper output)
+public sealed class ScaleTests(ITestOutputHelper output) : IClassFixture<ChaosServerFixture>
 {
     private static readonly TimeSpan Settle = TimeSpan.FromSeconds(120);
 

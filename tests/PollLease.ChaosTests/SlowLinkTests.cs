@@ -12,7 +12,7 @@ namespace PollLease.ChaosTests;
 /// stayed leased and unpolled for as long as the link stayed slow. A call now carries the server time after
 /// which it must do nothing.
 /// </summary>
-public sealed class SlowLinkTests
+public sealed class SlowLinkTests : IClassFixture<ChaosServerFixture>
 {
     [Fact]
     public async Task An_acquire_that_reaches_redis_after_its_caller_gave_up_changes_nothing()

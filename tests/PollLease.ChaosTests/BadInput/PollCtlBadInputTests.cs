@@ -8,7 +8,7 @@ namespace PollLease.ChaosTests.BadInput;
 /// The library-level cases (every option rule, ids, intervals, hashes, elements, state files, manifests) are in
 /// PollLease.Tests; these run the real executable.
 /// </summary>
-public sealed class PollCtlBadInputTests : IAsyncLifetime
+public sealed class PollCtlBadInputTests : IAsyncLifetime, IClassFixture<ChaosServerFixture>
 {
     private RedisChild _redis = null!;
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "pollbad-" + Guid.NewGuid().ToString("N")[..12]);

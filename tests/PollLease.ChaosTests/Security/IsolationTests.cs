@@ -11,7 +11,7 @@ using Xunit.Abstractions;
 namespace PollLease.ChaosTests.Security;
 
 /// <summary>Two fleets on one Redis never touch each other's keys; Lua is never built from input.</summary>
-public sealed class IsolationTests(ITestOutputHelper output)
+public sealed class IsolationTests(ITestOutputHelper output) : IClassFixture<ChaosServerFixture>
 {
     [Fact]
     public async Task Two_fleets_with_different_prefixes_on_one_redis_never_see_each_others_sessions_or_leases()

@@ -19,7 +19,7 @@ namespace PollLease.ChaosTests.Security;
 /// TLS and an ACL user against a redis-server configured here (self-signed CA, the default user disabled, the
 /// poller user limited to its fleet's keys), and no secret in any log line or pollctl output.
 /// </summary>
-public sealed class RedisSecurityTests
+public sealed class RedisSecurityTests : IClassFixture<ChaosServerFixture>
 {
     private const string Password = "Pa55-word-for-the-poller-7f3e";
     private const string WrongPassword = "Wr0ng-secret-91c2";
