@@ -112,7 +112,7 @@ public sealed partial class AzureConfigurationTests
             .Where(i => i.GetProperty("type").GetInt32() == 3)
             .Select(i => i.GetProperty("content").GetProperty("query").GetString()!)
             .ToList();
-        var readme = File.ReadAllText(Path.Combine(Root, "README.md"));
+        var readme = File.ReadAllText(Path.Combine(Root, "docs", "operations.md"));
         foreach (var instrument in new[] { "polllease.leases.owned", "polllease.lease.failovers", "polllease.lease.losses", "polllease.poll.duration" })
         {
             Assert.Contains(queries, q => q.Contains($"'{instrument}'", StringComparison.Ordinal));
