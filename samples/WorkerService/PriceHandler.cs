@@ -54,10 +54,10 @@ internal sealed partial class PriceHandler(IHttpClientFactory httpClients, Messa
             // The lease moved on while this poll ran: nothing was written, and the new owner polls from now on.
             outcome = PollOutcome.Failed(ex.Message);
         }
-        Polled(logger, session.Id, context.Token, outcome.Status, outcome.Detail ?? "");
+        Polled(logger, session.Id, context.Token, outcome.Status, outcome.Detail is null ? "" : $" ({outcome.Detail})");
         return outcome;
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Polled session {SessionId} with token {Token}: {Status} {Detail}")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Polled session {SessionId} with token {Token}: {Status}{Detail}")]
     private static partial void Polled(ILogger logger, string sessionId, long token, PollStatus status, string detail);
 }

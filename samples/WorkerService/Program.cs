@@ -3,7 +3,8 @@ using WorkerService;
 
 // A worker service whose instances share the polling of the sessions in Redis: run it twice against the same
 // Redis and each session is polled by exactly one of them; stop one and the other takes its sessions over.
-var builder = Host.CreateApplicationBuilder(args);
+// appsettings.json is read next to the executable, wherever the app is started from.
+var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
 
 // Options from the "PollLease" section (appsettings.json, environment PollLease__Redis=..., or the command line
 // --PollLease:Redis=...), validated at start-up; the Redis connection; the lease and poll loops.
