@@ -2,8 +2,8 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using PollLease.Bench;
 
-// bench/PollLease.Bench: `balance`, `hash`, `failover`, `peers`, `scale`, `profile` or `all`, optionally `--quick`. Prints markdown and writes it
-// to bench/results/<section>.md (figures, not pass/fail: the README quotes them). `profile` is not part of `all`.
+// bench/PollLease.Bench: `balance`, `hash`, `failover`, `peers`, `scale`, `profile`, `dataloss` or `all`, optionally `--quick`. Prints markdown and writes it
+// to bench/results/<section>.md (figures, not pass/fail: the README quotes them). `profile` and `dataloss` are not part of `all`.
 var section = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "all";
 var quick = args.Contains("--quick");
 // `scale --points=20x10000,50x100000` measures only those N x S points (before/after comparisons).
@@ -12,7 +12,7 @@ var points = args.Where(a => a.StartsWith("--points=", StringComparison.Ordinal)
     .Select(p => p.Split('x'))
     .Select(p => (int.Parse(p[0], CultureInfo.InvariantCulture), int.Parse(p[1], CultureInfo.InvariantCulture)))
     .ToArray();
-var known = new[] { "balance", "hash", "failover", "peers", "scale", "profile", "all" };
+var known = new[] { "balance", "hash", "failover", "peers", "scale", "profile", "dataloss", "all" };
 if (!known.Contains(section))
 {
     await Console.Error.WriteLineAsync($"bench: unknown section '{section}'; use one of {string.Join(", ", known)} [--quick]");
@@ -57,6 +57,11 @@ if ((section is "scale" or "all") && !await WithRedisAsync("scale", (redis, q) =
 if (section is "profile" && !await WithRedisAsync("profile", ProfileBench.RunAsync))
 {
     return 1;
+}
+if (section is "dataloss")
+{
+    // Starts its own master and replica (redis-server on PATH).
+    await EmitAsync("dataloss", await DataLossBench.RunAsync(quick));
 }
 return 0;
 

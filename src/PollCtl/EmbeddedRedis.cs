@@ -27,6 +27,9 @@ internal sealed class EmbeddedRedis : IDisposable
     /// <summary>What to tell the user (never the password).</summary>
     public string Description { get; }
 
+    /// <summary>True when this process started the server a moment ago: nothing was ever stored in it before.</summary>
+    public bool StartedHere => _server is not null;
+
     public static string? Configured(string? option) =>
         !string.IsNullOrWhiteSpace(option) ? option : Environment.GetEnvironmentVariable("POLL_REDIS") is { Length: > 0 } env ? env : null;
 

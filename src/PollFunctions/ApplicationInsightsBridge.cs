@@ -4,6 +4,7 @@ using Microsoft.ApplicationInsights;
 using Microsoft.ApplicationInsights.DataContracts;
 using Microsoft.ApplicationInsights.Metrics;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using PollLease.Telemetry;
 
 namespace PollFunctions;
@@ -11,13 +12,27 @@ namespace PollFunctions;
 /// <summary>
 /// Sends PollLease's metrics and activities to Application Insights, whose 2.x SDK reads neither
 /// System.Diagnostics.Metrics nor arbitrary activity sources by itself. Metrics go to customMetrics, pre-aggregated per
-/// minute by <see cref="TelemetryClient.GetMetric(MetricIdentifier)"/> (so nothing is sampled), tags as dimensions;
-/// each lease cycle (<c>polllease.cycle</c>) becomes a dependency of type PollLease with its tags as properties.
+/// minute by <see cref="TelemetryClient.GetMetric(MetricIdentifier)"/> (so nothing is sampled); each lease cycle
+/// (<c>polllease.cycle</c>) becomes a dependency of type PollLease with its tags as properties.
 /// </summary>
+/// <remarks>
+/// Dimensions stay bounded. The <c>instance</c> tag is not a dimension: one worker runs one instance, and
+/// <see cref="PollLeaseRoleInstance"/> puts its id in cloud_RoleInstance. Every other tag passes through the forwarder's
+/// cap (<see cref="PollLeaseMetricForwarder.DefaultMaxValuesPerTag"/> values per tag, later ones as <c>(other)</c>), below
+/// the SDK's 100 values per dimension, so the SDK never refuses a series; if it still does, that is logged, not ignored.
+/// </remarks>
 /// <param name="telemetry">The Application Insights client registered by AddApplicationInsightsTelemetryWorkerService.</param>
-internal sealed class ApplicationInsightsBridge(TelemetryClient telemetry) : BackgroundService
+/// <param name="logger">Where a refused series is reported.</param>
+internal sealed class ApplicationInsightsBridge(TelemetryClient telemetry, ILogger<ApplicationInsightsBridge> logger) : BackgroundService
 {
     private static readonly TimeSpan GaugeInterval = TimeSpan.FromSeconds(10);
+
+    // LoggerMessage.Define rather than the source generator: the generator comes with a package this app references
+    // only transitively, whose analyzers do not flow to it.
+    private static readonly Action<ILogger, string, double, Exception?> SeriesRefused = LoggerMessage.Define<string, double>(
+        LogLevel.Warning, new EventId(9001, nameof(SeriesRefused)),
+        "Application Insights refused a metric series: metric={Metric} value={Value} (its series limit is reached); the measurement is not in customMetrics");
+
     private readonly ConcurrentDictionary<(string Name, string Dimensions), Metric> _metrics = new();
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -41,13 +56,17 @@ internal sealed class ApplicationInsightsBridge(TelemetryClient telemetry) : Bac
 
     private void Track(PollLeaseMeasurement measurement)
     {
-        var names = measurement.Tags.Keys.ToArray();
+        var tags = measurement.Tags.Where(t => t.Key != "instance").ToArray();
+        var names = tags.Select(t => t.Key).ToArray();
         var metric = _metrics.GetOrAdd((measurement.Name, string.Join(",", names)), key =>
             telemetry.GetMetric(new MetricIdentifier(MetricIdentifier.DefaultMetricNamespace, key.Name, names)));
-        var values = measurement.Tags.Values.ToArray();
-        if (metric.TryGetDataSeries(out var series, true, values))
+        if (metric.TryGetDataSeries(out var series, true, tags.Select(t => t.Value).ToArray()))
         {
             series.TrackValue(measurement.Value);
+        }
+        else
+        {
+            SeriesRefused(logger, measurement.Name, measurement.Value, null);
         }
     }
 

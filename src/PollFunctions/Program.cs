@@ -1,3 +1,5 @@
+using Azure.Identity;
+using Microsoft.ApplicationInsights.Extensibility;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.Azure.Functions.Worker.Builder;
 using Microsoft.Extensions.DependencyInjection;
@@ -32,10 +34,27 @@ builder.Services.Configure<LoggerFilterOptions>(options =>
     }
 });
 builder.Services.AddHostedService<ApplicationInsightsBridge>();
+// The deployed Application Insights accepts Entra ID authenticated telemetry only (DisableLocalAuth; the Bicep sets
+// APPLICATIONINSIGHTS_AUTHENTICATION_STRING=Authorization=AAD and gives the identity Monitoring Metrics Publisher). The
+// host reads that setting itself; the worker's SDK needs the credential. Azure.Identity comes with
+// Microsoft.Azure.StackExchangeRedis. Locally the setting is absent and nothing changes.
+if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("APPLICATIONINSIGHTS_AUTHENTICATION_STRING")))
+{
+    builder.Services.Configure<TelemetryConfiguration>(c => c.SetAzureTokenCredential(new DefaultAzureCredential()));
+}
+// cloud_RoleInstance = the PollLease instance id, so no metric needs an instance dimension.
+builder.Services.AddSingleton<ITelemetryInitializer, PollLeaseRoleInstance>();
+
+// One trace per poll per session is the bulk of the volume at Information: poll starts are Debug here unless the app
+// setting PollLease__Polling__PollTraceLevel says otherwise (configured before AddPollLease binds the section, so a
+// setting wins). Poll failures, skips and every lease change keep their own levels.
+builder.Services.Configure<PollingOptions>(o => o.PollTraceLevel = LogLevel.Debug);
 
 // PollLease from configuration (app settings PollLease__*, local.settings.json locally). This also registers the
-// per-instance hosted service: it registers the instance when the host starts, runs heartbeat, renewal and polling of
-// its own sessions, and releases every lease and deregisters when the host stops.
+// per-instance hosted service. Its start returns at once (nothing here or there waits for Redis or for a token): it
+// connects, registers the instance and polls its own sessions in the background, retrying with backoff while Redis or
+// the managed identity is unavailable. Its stop releases every lease and deregisters within PollLease__ShutdownTimeout
+// (3 s, inside the ~5 s the Functions host allows); what it cannot release then expires by its TTL.
 builder.Services.AddPollLease(builder.Configuration);
 if (string.Equals(builder.Configuration["PollFunctions:RedisAuthentication"], "ManagedIdentity", StringComparison.OrdinalIgnoreCase))
 {

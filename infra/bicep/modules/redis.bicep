@@ -1,23 +1,30 @@
-// Redis for PollLease, TLS only. Azure Managed Redis (Microsoft.Cache/redisEnterprise, port 10000) or Azure Cache for
-// Redis (Microsoft.Cache/redis, port 6380). All PollLease keys share one hash tag, so the clustered database works.
+// Redis for PollLease, TLS only. Azure Managed Redis (Microsoft.Cache/redisEnterprise, port 10000) is the default;
+// Azure Cache for Redis (Microsoft.Cache/redis, port 6380) is legacy: it is being retired, so choose it only for an
+// existing cache's tier. All PollLease keys of a fleet share one hash tag, so the clustered database works.
+
+import { redisKind, redisAuthentication } from '../types.bicep'
+
+@description('Region.')
 param location string
+
+@description('Redis resource name.')
 param redisName string
-@allowed([
-  'ManagedRedis'
-  'CacheForRedis'
-])
-param redisKind string
-@allowed([
-  'ManagedIdentity'
-  'AccessKey'
-])
-param redisAuthentication string
+
+@description('Which Redis.')
+param kind redisKind
+
+@description('How the app authenticates (key authentication is disabled with ManagedIdentity).')
+param authentication redisAuthentication
+
+@description('Azure Managed Redis SKU.')
 param managedRedisSku string
+
+@description('Azure Cache for Redis SKU name, family C (legacy).')
 param cacheForRedisSku string
 
-var managed = redisKind == 'ManagedRedis'
+var managed = kind == 'ManagedRedis'
 
-resource managedRedis 'Microsoft.Cache/redisEnterprise@2025-04-01' = if (managed) {
+resource managedRedis 'Microsoft.Cache/redisEnterprise@2025-07-01' = if (managed) {
   name: redisName
   location: location
   sku: {
@@ -25,10 +32,13 @@ resource managedRedis 'Microsoft.Cache/redisEnterprise@2025-04-01' = if (managed
   }
   properties: {
     minimumTlsVersion: '1.2'
+    // Reached over TLS with Entra ID or a key; a deployment with private networking would set Disabled and add an
+    // endpoint.
+    publicNetworkAccess: 'Enabled'
   }
 }
 
-resource managedRedisDatabase 'Microsoft.Cache/redisEnterprise/databases@2025-04-01' = if (managed) {
+resource managedRedisDatabase 'Microsoft.Cache/redisEnterprise/databases@2025-07-01' = if (managed) {
   parent: managedRedis
   name: 'default'
   properties: {
@@ -38,7 +48,7 @@ resource managedRedisDatabase 'Microsoft.Cache/redisEnterprise/databases@2025-04
     clusteringPolicy: 'EnterpriseCluster'
     // Leases and fences must never be evicted to make room.
     evictionPolicy: 'NoEviction'
-    accessKeysAuthentication: redisAuthentication == 'AccessKey' ? 'Enabled' : 'Disabled'
+    accessKeysAuthentication: authentication == 'AccessKey' ? 'Enabled' : 'Disabled'
   }
 }
 
@@ -53,7 +63,7 @@ resource cacheForRedis 'Microsoft.Cache/redis@2024-11-01' = if (!managed) {
     }
     enableNonSslPort: false
     minimumTlsVersion: '1.2'
-    disableAccessKeyAuthentication: redisAuthentication != 'AccessKey'
+    disableAccessKeyAuthentication: authentication != 'AccessKey'
     redisConfiguration: {
       'aad-enabled': 'true'
       'maxmemory-policy': 'noeviction'
@@ -61,6 +71,5 @@ resource cacheForRedis 'Microsoft.Cache/redis@2024-11-01' = if (!managed) {
   }
 }
 
-output redisName string = redisName
+@description('Redis host name (no secret).')
 output hostName string = managed ? managedRedis!.properties.hostName : cacheForRedis!.properties.hostName
-output port int = managed ? 10000 : 6380

@@ -13,7 +13,7 @@ public sealed record FleetNode(string InstanceId, bool Live, TimeSpan HeartbeatE
 /// <param name="SessionId">The session id.</param>
 /// <param name="Owner">The holder, or null when nobody holds it.</param>
 /// <param name="Token">The holder's fencing token (0 when none or malformed).</param>
-/// <param name="LeaseExpiresIn">Time left on the lease, or null when nobody holds it.</param>
+/// <param name="LeaseExpiresIn">Time left on the lease (until its holder's heartbeat expires), or null when nobody holds it.</param>
 /// <param name="Paused">The session is paused in the catalog (not polled, so nobody should hold it).</param>
 public sealed record FleetLease(string SessionId, string? Owner, long Token, TimeSpan? LeaseExpiresIn, bool Paused = false);
 
@@ -101,8 +101,11 @@ public sealed class FleetStatusReader
         }
 
         var fleetNodes = nodeList
-            .Select((n, i) => new FleetNode(n.Id, n.Expiry >= nowMs, TimeSpan.FromMilliseconds(n.Expiry - nowMs), Read(meta[i]) is { IsNull: false } m ? m.ToString() : null))
+            .Select((n, i) => new FleetNode(n.Id, n.Expiry > nowMs, TimeSpan.FromMilliseconds(n.Expiry - nowMs), Read(meta[i]) is { IsNull: false } m ? m.ToString() : null))
             .OrderByDescending(n => n.Live).ThenBy(n => n.InstanceId, StringComparer.Ordinal).ToArray();
+        // A lease is valid while its holder's heartbeat is: it expires with that heartbeat, and a key whose holder's
+        // heartbeat has expired is free (the next acquirer overwrites it).
+        var beats = nodeList.ToDictionary(n => n.Id, n => n.Expiry, StringComparer.Ordinal);
         var leases = ids.Select((id, i) =>
         {
             var v = Read(values[i]);
@@ -111,9 +114,13 @@ public sealed class FleetStatusReader
             {
                 return new FleetLease(id, null, 0, null, isPaused);
             }
-            return LeaseValue.TryParse(v.ToString(), out var owner, out var token)
-                ? new FleetLease(id, owner, token, ttls[i].Result, isPaused)
-                : new FleetLease(id, v.ToString(), 0, ttls[i].Result, isPaused);
+            if (!LeaseValue.TryParse(v.ToString(), out var owner, out var token))
+            {
+                return new FleetLease(id, v.ToString(), 0, ttls[i].Result, isPaused);
+            }
+            return beats.TryGetValue(owner, out var beat) && beat > nowMs
+                ? new FleetLease(id, owner, token, TimeSpan.FromMilliseconds(beat - nowMs), isPaused)
+                : new FleetLease(id, null, 0, null, isPaused);
         }).ToArray();
         return new FleetStatus(DateTimeOffset.FromUnixTimeMilliseconds(nowMs), fleetNodes, leases);
     }

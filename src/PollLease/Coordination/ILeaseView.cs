@@ -10,4 +10,10 @@ internal interface ILeaseView
     IReadOnlyList<LeaseSnapshot> OwnedSessions();
 
     Task<bool> IsOwnedStrictAsync(string sessionId, CancellationToken cancellationToken);
+
+    /// <summary>A poll started at <paramref name="at"/> (a timestamp); <paramref name="record"/> when the schedule's phase moved.</summary>
+    void PollStarted(string sessionId, long token, long at, bool record);
+
+    /// <summary>When the session's previous poll started (any owner), as learnt when the lease was acquired.</summary>
+    bool TryGetPreviousPoll(string sessionId, long token, out long at);
 }

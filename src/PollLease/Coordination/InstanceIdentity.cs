@@ -29,4 +29,15 @@ public static class InstanceIdentity
         var random = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
         return $"{host}-{boot}-{random}";
     }
+
+    /// <summary>The registry entry's metadata for humans (id, host, pid, start time, Azure instance id), as JSON.</summary>
+    internal static string Metadata(string instanceId, TimeProvider timeProvider) =>
+        System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, string>
+        {
+            ["id"] = instanceId,
+            ["host"] = Environment.MachineName,
+            ["pid"] = Environment.ProcessId.ToString(CultureInfo.InvariantCulture),
+            ["started"] = timeProvider.GetUtcNow().ToString("O", CultureInfo.InvariantCulture),
+            ["azureInstanceId"] = Environment.GetEnvironmentVariable("WEBSITE_INSTANCE_ID") ?? "",
+        });
 }

@@ -6,7 +6,10 @@ public enum LeaseEventKind
     /// <summary>This instance acquired the lease (with a new fencing token).</summary>
     Acquired,
 
-    /// <summary>The lease was renewed (reported once per lease per cycle, at debug level in logs).</summary>
+    /// <summary>
+    /// The lease counts as owned again after a failed cycle had made it Uncertain. Renewing is the instance's
+    /// heartbeat, which keeps every lease at once, so a cycle that merely keeps them raises no event per lease.
+    /// </summary>
     Renewed,
 
     /// <summary>A renew failed or timed out: no new polls until it succeeds again.</summary>
@@ -37,8 +40,14 @@ public static class LeaseReasons
     /// <summary>Lost because the local validity deadline passed without a successful renew.</summary>
     public const string Deadline = "deadline";
 
-    /// <summary>Lost because the lease key was gone in Redis (it expired there, or Redis lost its data).</summary>
+    /// <summary>Lost because the lease key was gone in Redis when its safety expiry was refreshed.</summary>
     public const string Expired = "expired";
+
+    /// <summary>
+    /// Lost because this instance's heartbeat had expired (or Redis lost it) when its next cycle ran: every lease
+    /// hangs on the heartbeat, so all of them were given up (and deleted in Redis) at once.
+    /// </summary>
+    public const string HeartbeatLapsed = "heartbeat-lapsed";
 
     /// <summary>Lost because Redis shows another owner or token.</summary>
     public const string Taken = "taken";

@@ -15,3 +15,12 @@ public sealed record LeaseAcquireResult(bool Acquired, long Token, string Holder
 /// <param name="LiveNodes">Live instances seen.</param>
 /// <param name="Duration">Round-trip time.</param>
 public sealed record LeaseCycleResult(bool Succeeded, int Acquired, int Renewed, int Lost, int Released, int LiveNodes, TimeSpan Duration);
+
+/// <summary>Outcome of <see cref="LeaseManager.StopAsync"/>.</summary>
+/// <param name="Released">Leases deleted in Redis by the stop (those held, and any a cycle in flight had just taken).</param>
+/// <param name="LeftToExpire">
+/// Leases the stop could not confirm released (Redis unreachable, or the stop's budget ran out): others may take
+/// them once this instance's heartbeat expires, at most one LeaseTtl after its last heartbeat. 0 when deregistered.
+/// </param>
+/// <param name="Deregistered">True when the stop request ran: this instance holds no lease key and no registry entry.</param>
+public sealed record LeaseStopResult(int Released, int LeftToExpire, bool Deregistered);

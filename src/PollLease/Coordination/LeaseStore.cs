@@ -4,116 +4,54 @@ using StackExchange.Redis;
 
 namespace PollLease.Coordination;
 
-/// <summary>How a cycle touches this instance's registry entry.</summary>
-internal enum HeartbeatMode
-{
-    None = 0,
-    Beat = 1,
-    Register = 2,
-    Deregister = -1,
-}
-
-/// <summary>One lease cycle's request: everything goes to Redis in a single script call.</summary>
-internal sealed record CycleRequest(
-    HeartbeatMode Heartbeat,
-    IReadOnlyList<(string SessionId, long Token)> Renew,
-    IReadOnlyList<string> Acquire,
-    IReadOnlyList<(string SessionId, long Token)> Release);
-
-/// <summary>Result of renewing one lease: renewed, missing in Redis, or held by <see cref="Holder"/>.</summary>
-internal readonly record struct RenewOutcome(bool Renewed, string? Holder);
-
-/// <summary>Result of one acquire attempt: a token, or the current holder and its remaining TTL.</summary>
-internal readonly record struct AcquireOutcome(long Token, string? Holder, TimeSpan HolderRemaining);
-
 /// <summary>
-/// One lease cycle's answer. <c>HeartbeatExpiry</c>: each live node's heartbeat expiry in server time (ms); a node
-/// heartbeats and renews its leases in the same script, so when it moves on, so did the expiry of every lease the
-/// node holds.
+/// Sends lease cycles (<see cref="CycleScript"/>) for one instance and keeps the estimate of server time that
+/// bounds when a call may still act (the script's LATE check).
 /// </summary>
-internal sealed record CycleResponse(
-    long ServerTimeMs,
-    IReadOnlyList<string> LiveNodes,
-    RenewOutcome[] Renew,
-    AcquireOutcome[] Acquire,
-    bool[] Released,
-    string CatalogVersion,
-    IReadOnlyDictionary<string, long> HeartbeatExpiry);
-
-/// <summary>The Redis side of the lease cycle: builds the script call and reads its answer.</summary>
 internal sealed class LeaseStore
 {
-    private static readonly RedisScript CycleScript = new(LeaseScripts.Cycle);
     private readonly IConnectionMultiplexer _redis;
-    private readonly RedisKeys _keys;
-    private readonly string _instanceId;
-    private readonly RedisValue _leaseTtlMs;
-    private readonly RedisValue _heartbeatTtlMs;
+    private readonly CycleContext _context;
     private readonly long _lateAfterMs;
     private readonly object _anchorLock = new();
+    private readonly object _sendLock = new();
+    private bool _closed;
     private long _anchorServerMs;
     private long _anchorTimestamp;
 
-    public LeaseStore(IConnectionMultiplexer redis, RedisKeys keys, string instanceId, PollLeaseOptions options)
+    public LeaseStore(IConnectionMultiplexer redis, RedisKeys keys, string instanceId, PollLeaseOptions options, string metadata = "{}")
     {
         _redis = redis;
-        _keys = keys;
-        _instanceId = instanceId;
-        _leaseTtlMs = (long)options.LeaseTtl.TotalMilliseconds;
-        _heartbeatTtlMs = (long)options.HeartbeatTtl.TotalMilliseconds;
+        Keys = keys;
+        _context = new CycleContext(keys, instanceId, (long)options.LeaseTtl.TotalMilliseconds,
+            (long)options.HeartbeatTtl.TotalMilliseconds, (long)KeyTtl(options).TotalMilliseconds, metadata);
         // The caller's own timeout: a call executed later than this is one its caller has already counted as failed.
-        // (A call executed in time whose answer is slower still is not caught here; its leases expire by their TTL.)
+        // (A call executed in time whose answer is slower still is not caught here; the local deadline covers it.)
         _lateAfterMs = (long)options.OperationTimeout.TotalMilliseconds;
     }
 
-    public RedisKeys Keys => _keys;
+    public RedisKeys Keys { get; }
 
-    public async Task<CycleResponse> RunAsync(CycleRequest request, string nodeMetadata)
+    /// <summary>The fleet's data epoch as of the last answer ('' before the first): sent with every call (<see cref="DataLossGuard"/>).</summary>
+    public string Epoch { get; private set; } = "";
+
+    /// <summary>
+    /// Safety PX of lease keys: 120 lease TTLs (1 h at the default 30 s). Validity comes from the heartbeat; this only
+    /// bounds how long the keys of a fleet that died stay behind, and every held key is refreshed well within it.
+    /// </summary>
+    public static TimeSpan KeyTtl(PollLeaseOptions options) => options.LeaseTtl * 120;
+
+    public async Task<CycleResponse> RunAsync(CycleRequest request)
     {
-        var r = request.Renew.Count;
-        var a = request.Acquire.Count;
-        var l = request.Release.Count;
-        var keys = new RedisKey[3 + r + 2 * a + l];
-        var args = new RedisValue[11 + r + l];
-        keys[0] = _keys.Nodes;
-        keys[1] = _keys.Node(_instanceId);
-        keys[2] = _keys.SessionsVersion;
-        var k = 3;
-        foreach (var (session, token) in request.Renew)
-        {
-            args[11 + k - 3] = LeaseValue.Format(_instanceId, token);
-            keys[k++] = _keys.Lease(session);
-        }
-        foreach (var session in request.Acquire)
-        {
-            keys[k++] = _keys.Lease(session);
-            keys[k++] = _keys.Fence(session);
-        }
-        var v = 11 + r;
-        foreach (var (session, token) in request.Release)
-        {
-            args[v++] = LeaseValue.Format(_instanceId, token);
-            keys[k++] = _keys.Lease(session);
-        }
-        args[0] = _instanceId;
-        args[1] = _leaseTtlMs;
-        args[2] = _heartbeatTtlMs;
-        args[3] = (int)request.Heartbeat;
-        args[4] = nodeMetadata;
-        args[5] = r;
-        args[6] = a;
-        args[7] = l;
-        args[8] = _keys.Root + ":events";
-        args[9] = _keys.LeasePrefix.Length;
-        // Leaving is harmless however late; anything that renews, acquires or heartbeats must not act after its
-        // caller stopped waiting for the answer.
-        args[10] = request.Heartbeat == HeartbeatMode.Deregister ? 0 : NotAfterServerMs();
-
+        // Leaving is harmless however late; anything that heartbeats or acquires must not act after its caller
+        // stopped waiting for the answer.
+        var notAfter = request.Heartbeat == HeartbeatMode.Deregister ? 0 : NotAfterServerMs();
+        var (keys, args) = CycleScript.Build(_context, request, notAfter, Epoch);
         var sent = Stopwatch.GetTimestamp();
         RedisResult result;
         try
         {
-            result = await CycleScript.EvaluateAsync(_redis.GetDatabase(), keys, args).ConfigureAwait(false);
+            result = await CycleScript.EvaluateAsync(_redis.GetDatabase(), keys, args, send => Enqueue(request.Heartbeat, send)).ConfigureAwait(false);
         }
         catch (RedisServerException e) when (LateAt(e.Message) >= 0)
         {
@@ -125,9 +63,43 @@ internal sealed class LeaseStore
             }
             throw new TimeoutException($"The lease cycle reached Redis more than {_lateAfterMs} ms after it was sent and was not applied.", e);
         }
-        var response = Parse(result, r, a, l);
+        var response = CycleScript.Parse(result, request);
         Anchor(response.ServerTimeMs, sent);
+        // Whatever this instance held from an earlier epoch, the script has just dropped (a lapse): from now on its
+        // leases are this epoch's.
+        Epoch = response.Epoch;
         return response;
+    }
+
+    /// <summary>Accepts requests again after a deregistration (the instance starts again).</summary>
+    public void Open()
+    {
+        lock (_sendLock)
+        {
+            _closed = false;
+        }
+    }
+
+    /// <summary>
+    /// Issues a command under the send lock. A deregistration closes the store as it is issued; anything issued after
+    /// is refused. Commands on one connection run in the order they are issued, so every request that is not refused
+    /// runs before the deregistration, whose script then deletes what it acquired: no request of a stopped instance
+    /// runs after its stop, not even an EVAL resent after NOSCRIPT.
+    /// </summary>
+    private Task<RedisResult> Enqueue(HeartbeatMode mode, Func<Task<RedisResult>> send)
+    {
+        lock (_sendLock)
+        {
+            if (mode == HeartbeatMode.Deregister)
+            {
+                _closed = true;
+            }
+            else if (_closed)
+            {
+                return Task.FromException<RedisResult>(new InvalidOperationException("The lease manager stopped: no request is sent after its deregistration."));
+            }
+            return send();
+        }
     }
 
     /// <summary>
@@ -161,57 +133,7 @@ internal sealed class LeaseStore
     /// <summary>Reads the lease value straight from Redis (the strict ownership check).</summary>
     public async Task<string?> GetLeaseValueAsync(string sessionId)
     {
-        var value = await _redis.GetDatabase().StringGetAsync(_keys.Lease(sessionId)).ConfigureAwait(false);
+        var value = await _redis.GetDatabase().StringGetAsync(Keys.Lease(sessionId)).ConfigureAwait(false);
         return value.IsNull ? null : value.ToString();
-    }
-
-    private static CycleResponse Parse(RedisResult result, int r, int a, int l)
-    {
-        var top = (RedisResult[])result!;
-        if (top.Length != 6)
-        {
-            throw new InvalidOperationException($"Lease cycle script returned {top.Length} elements, expected 6.");
-        }
-        var now = (long)top[0];
-        var liveRaw = (RedisResult[])top[1]!;
-        var live = new string[liveRaw.Length / 2];
-        var beats = new Dictionary<string, long>(live.Length, StringComparer.Ordinal);
-        for (var i = 0; i < live.Length; i++)
-        {
-            live[i] = liveRaw[2 * i].ToString();
-            beats[live[i]] = (long)double.Parse(liveRaw[(2 * i) + 1].ToString(), NumberStyles.Float, CultureInfo.InvariantCulture);
-        }
-
-        // The script lists only the leases it could not renew (index, then 0 or the other holder's value).
-        var renewFailed = (RedisResult[])top[2]!;
-        var renew = new RenewOutcome[r];
-        Array.Fill(renew, new RenewOutcome(true, null));
-        for (var f = 0; f + 1 < renewFailed.Length; f += 2)
-        {
-            var x = renewFailed[f + 1];
-            renew[(int)(long)renewFailed[f] - 1] = x.Resp2Type == ResultType.Integer
-                ? new RenewOutcome(false, null)
-                : new RenewOutcome(false, x.ToString());
-        }
-
-        var acquireRaw = (RedisResult[])top[3]!;
-        var acquire = new AcquireOutcome[a];
-        for (var i = 0; i < a; i++)
-        {
-            var token = acquireRaw[3 * i].ToString();
-            var holder = acquireRaw[3 * i + 1].ToString();
-            var pttl = (long)acquireRaw[3 * i + 2];
-            acquire[i] = string.IsNullOrEmpty(token)
-                ? new AcquireOutcome(0, holder, pttl > 0 ? TimeSpan.FromMilliseconds(pttl) : TimeSpan.Zero)
-                : new AcquireOutcome(long.Parse(token, NumberStyles.None, CultureInfo.InvariantCulture), null, TimeSpan.Zero);
-        }
-
-        var releaseRaw = (RedisResult[])top[4]!;
-        var released = new bool[l];
-        for (var i = 0; i < l; i++)
-        {
-            released[i] = (long)releaseRaw[i] == 1;
-        }
-        return new CycleResponse(now, live, renew, acquire, released, top[5].ToString(), beats);
     }
 }

@@ -19,6 +19,8 @@ internal sealed class RedisKeys
         NodePrefix = Root + ":node:";
         LeasePrefix = Root + ":lease:";
         FencePrefix = Root + ":fence:";
+        PolledPrefix = Root + ":polled:";
+        HeldPrefix = Root + ":held:";
         Sessions = Root + ":sessions";
         SessionPrefix = Root + ":session:";
         SessionsVersion = Root + ":sessions:version";
@@ -27,6 +29,7 @@ internal sealed class RedisKeys
         Assignment = Root + ":assignment";
         AssignmentVersion = Root + ":assignment:version";
         Events = RedisChannel.Literal(Root + ":events");
+        Epoch = Root + ":epoch";
     }
 
     /// <summary>The braced prefix, e.g. <c>{poll}</c>.</summary>
@@ -38,11 +41,17 @@ internal sealed class RedisKeys
     /// <summary>Prefix of the per-node metadata keys (string with TTL).</summary>
     public string NodePrefix { get; }
 
-    /// <summary>Prefix of the lease keys (<c>owner|token</c> with PX = lease TTL).</summary>
+    /// <summary>Prefix of the lease keys (<c>owner|token</c>, valid while the owner's heartbeat is; PX = the safety key TTL).</summary>
     public string LeasePrefix { get; }
 
     /// <summary>Prefix of the fence keys (last token issued for the session).</summary>
     public string FencePrefix { get; }
+
+    /// <summary>Prefix of the per-session last-poll keys (server ms the last poll started, written by its owner).</summary>
+    public string PolledPrefix { get; }
+
+    /// <summary>Prefix of the per-instance lease index (set of the session ids the instance holds).</summary>
+    public string HeldPrefix { get; }
 
     /// <summary>Set of session ids in the catalog.</summary>
     public RedisKey Sessions { get; }
@@ -68,11 +77,18 @@ internal sealed class RedisKeys
     /// <summary>Incremented with every published assignment; instances poll it to notice a missed event.</summary>
     public RedisKey AssignmentVersion { get; }
 
+    /// <summary>The fleet's data epoch (<c>id|quarantine-until|server</c>, no TTL): see <see cref="DataLossGuard"/>.</summary>
+    public RedisKey Epoch { get; }
+
     public RedisKey Node(string instanceId) => NodePrefix + instanceId;
 
     public RedisKey Lease(string sessionId) => LeasePrefix + sessionId;
 
     public RedisKey Fence(string sessionId) => FencePrefix + sessionId;
+
+    public RedisKey Polled(string sessionId) => PolledPrefix + sessionId;
+
+    public RedisKey Held(string instanceId) => HeldPrefix + instanceId;
 
     public RedisKey Session(string sessionId) => SessionPrefix + sessionId;
 

@@ -23,15 +23,21 @@ internal sealed class RedisScript
 
     public string Text { get; }
 
-    public async Task<RedisResult> EvaluateAsync(IDatabaseAsync db, RedisKey[] keys, RedisValue[] args)
+    public Task<RedisResult> EvaluateAsync(IDatabaseAsync db, RedisKey[] keys, RedisValue[] args) => EvaluateAsync(db, keys, args, send => send());
+
+    /// <summary>
+    /// As <see cref="EvaluateAsync(IDatabaseAsync, RedisKey[], RedisValue[])"/>, with each command (EVALSHA, then EVAL
+    /// when needed) issued through <paramref name="enqueue"/>, which may refuse it or order it against other calls.
+    /// </summary>
+    public async Task<RedisResult> EvaluateAsync(IDatabaseAsync db, RedisKey[] keys, RedisValue[] args, Func<Func<Task<RedisResult>>, Task<RedisResult>> enqueue)
     {
         try
         {
-            return await db.ScriptEvaluateAsync(_sha1, keys, args).ConfigureAwait(false);
+            return await enqueue(() => db.ScriptEvaluateAsync(_sha1, keys, args)).ConfigureAwait(false);
         }
         catch (RedisServerException e) when (e.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
         {
-            return await db.ScriptEvaluateAsync(Text, keys, args).ConfigureAwait(false);
+            return await enqueue(() => db.ScriptEvaluateAsync(Text, keys, args)).ConfigureAwait(false);
         }
     }
 }

@@ -40,11 +40,14 @@ internal static class ElectionScripts
         """;
 
     /// <summary>
-    /// Deletes the key only while it holds the expected value, and announces it so followers stand at once.
-    /// KEYS: leader key. ARGV: expected value, events channel, instance id, role. Returns 1 when deleted, else 0.
+    /// Deletes the key only while it holds the expected value (or, for an expected value ending in <c>|</c>, any value
+    /// of that owner: a stop also removes a term won by an acquire it stopped waiting for), and announces it so
+    /// followers stand at once. KEYS: leader key. ARGV: expected value, events channel, instance id, role. Returns 1
+    /// when deleted, else 0.
     /// </summary>
     public const string Release = """
-        if redis.call('GET', KEYS[1]) == ARGV[1] then
+        local cur = redis.call('GET', KEYS[1])
+        if cur and (cur == ARGV[1] or (string.sub(ARGV[1], -1) == '|' and string.sub(cur, 1, #ARGV[1]) == ARGV[1])) then
           redis.call('DEL', KEYS[1])
           redis.call('PUBLISH', ARGV[2], 'leader-released|' .. ARGV[3] .. '|' .. ARGV[4])
           return 1

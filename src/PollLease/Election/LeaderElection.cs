@@ -216,19 +216,16 @@ public sealed class LeaderElection : IAsyncDisposable
             }
         }
 
-        string? value;
-        lock (_gate)
-        {
-            value = _leading ? _value : _staleValue;
-        }
         Demote(DemotionReasons.Stopped);
         var deleted = false;
         var demoteCompleted = true;
         try
         {
-            if (options.DeleteKey && value is not null)
+            if (options.DeleteKey)
             {
-                deleted = await TryReleaseAsync(value, cancellationToken).ConfigureAwait(false);
+                // By owner, not by the value last seen: an acquire the stopped loop no longer waited for may still have
+                // run (it was sent before this, on the same connection) and won a term this instance never heard of.
+                deleted = await TryReleaseAsync(InstanceId + "|", cancellationToken).ConfigureAwait(false);
             }
             Task? demoteDone;
             lock (_gate)

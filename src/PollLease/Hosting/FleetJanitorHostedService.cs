@@ -1,52 +1,143 @@
-using System.Diagnostics.Metrics;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PollLease.Coordination;
 using PollLease.Election;
-using PollLease.Sessions;
-using StackExchange.Redis;
+using PollLease.Telemetry;
 
 namespace PollLease.Hosting;
 
 /// <summary>
 /// Runs the janitor election in every instance when <see cref="JanitorOptions.Enabled"/>; the elected one does the
-/// fleet-wide duties. Orphan cleaning needs the Redis catalog: with an application-supplied session directory the
-/// catalog set is not the source of truth, so only the registry and the gauges are looked after.
+/// fleet-wide duties. Like the instance itself it starts in the background once the Redis connection exists, and
+/// stops within what is left of the instance's <see cref="ShutdownBudget"/> (it is registered before
+/// <see cref="PollLeaseHostedService"/>, so the host stops it after the leases were released).
 /// </summary>
 internal sealed class FleetJanitorHostedService : IHostedService, IAsyncDisposable
 {
-    private readonly FleetJanitor? _janitor;
+    private readonly bool _enabled;
+    private readonly string _instanceId;
+    private readonly IServiceProvider _services;
+    private readonly PollLeaseConnection _connection;
+    private readonly PollLeaseHostedService _instance;
+    private readonly ShutdownBudget _budget;
+    private readonly ILogger _logger;
+    private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private CancellationTokenSource? _stopping;
+    private Task? _run;
+    private Task? _stop;
+    private FleetJanitor? _janitor;
+    private int _disposed;
 
     public FleetJanitorHostedService(
         IOptions<JanitorOptions> janitor,
         IOptions<PollLeaseOptions> lease,
-        IConnectionMultiplexer redis,
-        ISessionDirectory sessions,
-        TimeProvider time,
-        ILoggerFactory loggerFactory,
-        IMeterFactory? meterFactory = null)
+        IServiceProvider services,
+        PollLeaseConnection connection,
+        PollLeaseHostedService instance,
+        ShutdownBudget budget,
+        ILoggerFactory loggerFactory)
     {
-        var options = janitor.Value;
-        if (!options.Enabled)
+        _enabled = janitor.Value.Enabled;
+        _instanceId = lease.Value.InstanceId ?? "";
+        _services = services;
+        _connection = connection;
+        _instance = instance;
+        _budget = budget;
+        _logger = loggerFactory.CreateLogger("PollLease.Hosting");
+        if (!_enabled)
         {
-            return;
-        }
-        options.CleanOrphans &= sessions is SessionCatalog;
-        var l = lease.Value;
-        _janitor = new FleetJanitor(redis, l.KeyPrefix, l.InstanceId!, l.HeartbeatTtl, options, time, loggerFactory, meterFactory);
-        if (options.PublishAssignment)
-        {
-            _janitor.PublishAssignments(sessions, l.BalanceEpsilon);
+            _started.TrySetResult();
         }
     }
 
-    /// <summary>The janitor, or null when disabled.</summary>
-    public FleetJanitor? Janitor => _janitor;
+    /// <summary>The janitor, or null when disabled or not started yet (see <see cref="WhenStartedAsync"/>).</summary>
+    public FleetJanitor? Janitor => Volatile.Read(ref _janitor);
 
-    public Task StartAsync(CancellationToken cancellationToken) => _janitor?.StartAsync(cancellationToken) ?? Task.CompletedTask;
+    /// <summary>Completes once the janitor exists and joined the election (at once when disabled).</summary>
+    /// <param name="cancellationToken">Abandons the wait.</param>
+    public Task WhenStartedAsync(CancellationToken cancellationToken) => _started.Task.WaitAsync(cancellationToken);
 
-    public Task StopAsync(CancellationToken cancellationToken) => _janitor?.StopAsync(cancellationToken) ?? Task.CompletedTask;
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (!_enabled || _run is not null)
+        {
+            return Task.CompletedTask;
+        }
+        _connection.Start();
+        var stopping = new CancellationTokenSource();
+        _stopping = stopping;
+        _run = Task.Run(() => RunAsync(stopping.Token), CancellationToken.None);
+        return Task.CompletedTask;
+    }
 
-    public ValueTask DisposeAsync() => _janitor?.DisposeAsync() ?? ValueTask.CompletedTask;
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_stopping is null || _stopping.IsCancellationRequested)
+        {
+            return;
+        }
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _budget.Begin());
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_run is not null)
+        {
+            await StopStep.RunAsync(_run, "janitor start", _budget.Length, _logger, _instanceId, () => 0, stop.Token).ConfigureAwait(false);
+        }
+        if (Janitor is { } janitor)
+        {
+            // Leaves the election and deletes the role key so another instance takes over at once; when the budget is
+            // spent first, the role key expires by its TTL.
+            _stop = janitor.StopAsync(stop.Token);
+            await StopStep.RunAsync(_stop, "janitor", _budget.Length, _logger, _instanceId, () => 0, stop.Token).ConfigureAwait(false);
+        }
+    }
+
+    private async Task RunAsync(CancellationToken stopping)
+    {
+        try
+        {
+            // The janitor joins once its own instance is in the fleet: a sweep before that would see no live instance
+            // and publish no assignment until its next interval.
+            if (await _instance.Running.WaitAsync(stopping).ConfigureAwait(false) is null)
+            {
+                _started.TrySetCanceled(CancellationToken.None);
+                return;
+            }
+            // From the container, created after the connection: the container then disposes it before the connection.
+            var janitor = _services.GetRequiredService<FleetJanitor>();
+            // Published before it starts, so a stop during the start still leaves the election.
+            Volatile.Write(ref _janitor, janitor);
+            await janitor.StartAsync(stopping).ConfigureAwait(false);
+            _started.TrySetResult();
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            _started.TrySetCanceled(stopping);
+        }
+        catch (Exception e)
+        {
+            // The instance polls on without fleet-wide duties; another instance's janitor does them.
+            HostingLog.JanitorFailed(_logger, e, _instanceId);
+            _started.TrySetException(e);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        // Registered both as itself and as a hosted service, so the container disposes it twice.
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+        // A host disposed without being stopped: the container has already disposed the janitor (which leaves the
+        // election) before the connection; only a start still waiting for the connection is left to end here.
+        if (_stopping is { IsCancellationRequested: false })
+        {
+            await _stopping.CancelAsync().ConfigureAwait(false);
+        }
+        await StopStep.ObserveAsync(_run, _budget.Length, "janitor start", _logger, _instanceId).ConfigureAwait(false);
+        await StopStep.ObserveAsync(_stop, _budget.Length, "janitor", _logger, _instanceId).ConfigureAwait(false);
+        _stopping?.Dispose();
+    }
 }

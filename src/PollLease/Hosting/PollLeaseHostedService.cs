@@ -1,8 +1,10 @@
 using System.Diagnostics.Metrics;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PollLease.Coordination;
+using PollLease.Election;
 using PollLease.Polling;
 using PollLease.Sessions;
 using PollLease.Telemetry;
@@ -10,72 +12,247 @@ using PollLease.Telemetry;
 namespace PollLease.Hosting;
 
 /// <summary>
-/// Runs one instance in its host: registers it and starts the lease loop on start, polls owned sessions, and on
-/// stop ends the polls, then releases every lease and deregisters in one round trip. It runs in every instance
-/// of a scaled-out app (unlike timer functions, which Azure runs on one instance at a time).
+/// Runs one instance in its host. Start returns at once: connecting to Redis, registering and the first cycle run in
+/// the background (retried with backoff and logged while Redis or a token is unavailable), then the poll loop. Stop
+/// ends the polls, then releases every lease and deregisters in one round trip, all within
+/// <see cref="PollLeaseOptions.ShutdownTimeout"/> (<see cref="ShutdownBudget"/>); what cannot be released in time is
+/// counted and left to expire by its TTL. It runs in every instance of a scaled-out app (unlike timer functions,
+/// which Azure runs on one instance at a time).
 /// </summary>
-internal sealed class PollLeaseHostedService : IHostedService, IDisposable
+internal sealed class PollLeaseHostedService : IHostedService, IAsyncDisposable
 {
-    private readonly LeaseManager _leases;
-    private readonly PollScheduler _scheduler;
+    private readonly IServiceProvider _services;
+    private readonly PollLeaseConnection _connection;
+    private readonly ShutdownBudget _budget;
+    private readonly PollingOptions _polling;
+    private readonly TimeProvider _time;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly IMeterFactory? _meterFactory;
+    private readonly ILogger _logger;
+    private readonly string _instanceId;
+    private readonly TaskCompletionSource<LeaseManager?> _running = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private CancellationTokenSource? _stopping;
-    private Task? _polling;
+    private Task? _run;
+    private Task? _leaseStop;
+    private PollScheduler? _scheduler;
+    private LeaseManager? _leases;
+    private int _state;
+    private int _disposed;
 
     public PollLeaseHostedService(
-        LeaseManager leases,
-        IEnumerable<IPollHandler> handlers,
-        IPollSessionSource sessions,
+        IServiceProvider services,
+        PollLeaseConnection connection,
+        ShutdownBudget budget,
+        IOptions<PollLeaseOptions> options,
         IOptions<PollingOptions> polling,
         TimeProvider time,
         ILoggerFactory loggerFactory,
         IMeterFactory? meterFactory = null)
     {
-        ArgumentNullException.ThrowIfNull(sessions);
-        _leases = leases;
-        var handler = handlers.LastOrDefault() ?? throw new InvalidOperationException(
-            "No IPollHandler is registered: call services.AddPollHandler<YourHandler>() (built in: HttpPollHandler, RecordPollHandler).");
-        _scheduler = new PollScheduler(leases, sessions.GetSessionsAsync, handler, polling.Value, time,
-            loggerFactory.CreateLogger("PollLease.Polling"), new PollMetrics(meterFactory, leases.InstanceId));
+        // Checked without constructing the handler: a handler may need Redis (the record handler does), and nothing
+        // Redis-backed is built before the connection exists.
+        if (services.GetService<IServiceProviderIsService>() is { } isService && !isService.IsService(typeof(IPollHandler)))
+        {
+            throw new InvalidOperationException(
+                "No IPollHandler is registered: call services.AddPollHandler<YourHandler>() (built in: HttpPollHandler, RecordPollHandler).");
+        }
+        _services = services;
+        _connection = connection;
+        _budget = budget;
+        _polling = polling.Value;
+        _time = time;
+        _loggerFactory = loggerFactory;
+        _meterFactory = meterFactory;
+        _logger = loggerFactory.CreateLogger("PollLease.Hosting");
+        _instanceId = options.Value.InstanceId ?? "";
     }
 
-    public async Task StartAsync(CancellationToken cancellationToken)
+    /// <summary>Leases the last stop could not release (they expire by their TTL); 0 before a stop.</summary>
+    public int LeftToExpire { get; private set; }
+
+    /// <summary>Scheduling passes the poll loop has completed.</summary>
+    internal long PollPasses => _scheduler?.Passes ?? 0;
+
+    /// <summary>The lease manager once the instance runs; null before that and after it stopped.</summary>
+    internal LeaseManager? Leases => _state == States.Started && _running.Task.IsCompletedSuccessfully ? _running.Task.Result : null;
+
+    public Task StartAsync(CancellationToken cancellationToken)
     {
-        await _leases.StartAsync(cancellationToken).ConfigureAwait(false);
+        if (Interlocked.CompareExchange(ref _state, States.Started, States.New) != States.New)
+        {
+            throw new InvalidOperationException($"Instance {_instanceId} was already started.");
+        }
+        // A missing or unparsable connection string fails the start here; an unreachable Redis never does.
+        _connection.Start();
         var stopping = new CancellationTokenSource();
         _stopping = stopping;
-        _polling = Task.Run(() => _scheduler.RunAsync(stopping.Token), CancellationToken.None);
+        _run = Task.Run(() => RunAsync(stopping.Token), CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Waits until the instance runs (connected, registered, cycle loop started) and returns its lease manager; returns
+    /// null at once when the host has not started or is stopping, and null when it stops before running.
+    /// </summary>
+    /// <param name="cancellationToken">Abandons the wait.</param>
+    internal async Task<LeaseManager?> WhenRunningAsync(CancellationToken cancellationToken)
+    {
+        if (Volatile.Read(ref _state) != States.Started)
+        {
+            return null;
+        }
+        var leases = await _running.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return Volatile.Read(ref _state) == States.Started ? leases : null;
+    }
+
+    /// <summary>Completes with the lease manager once the instance runs, or with null when it stopped before that.</summary>
+    internal Task<LeaseManager?> Running => _running.Task;
+
+    /// <summary>Asks the poll loop for a scheduling pass now (due polls of owned sessions start at once).</summary>
+    /// <returns>False when the poll loop is not running yet (or any more).</returns>
+    internal bool WakePolling()
+    {
+        var scheduler = Leases is null ? null : _scheduler;
+        scheduler?.Wake();
+        return scheduler is not null;
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        if (Interlocked.Exchange(ref _state, States.Stopped) != States.Started)
+        {
+            return;
+        }
+        var started = _time.GetTimestamp();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _budget.Begin());
         if (_stopping is not null)
         {
             await _stopping.CancelAsync().ConfigureAwait(false);
         }
+
+        // 1. The polls in flight see the cancelled token; wait for them at most half the budget, so the release has time.
+        if (_run is not null)
+        {
+            using var half = new CancellationTokenSource(_budget.Length / 2, _time);
+            using var drain = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, half.Token);
+            await StopStep.RunAsync(_run, "poll drain", _budget.Length / 2, _logger, _instanceId, () => _leases?.OwnedSessions().Count ?? 0, drain.Token).ConfigureAwait(false);
+        }
+
+        // 2. Cycle gate, unsubscribe, release and deregister: the lease manager's own stop, bounded by what is left. While
+        //    a poll is still running (its handler ignores cancellation), releasing would let another instance poll that
+        //    session alongside it: then nothing is released, the leases expire by their TTL. The stop then runs with a
+        //    token cancelled from the start, which ends the cycle loop without a round trip (no renewal after this point,
+        //    and the poll loop has stopped, so nothing new starts under those leases).
+        var leases = Volatile.Read(ref _leases);
+        if (leases is not null)
+        {
+            Task<LeaseStopResult> leaseStop;
+            if (_run is { IsCompleted: false })
+            {
+                HostingLog.LeasesKept(_logger, _instanceId, leases.OwnedSessions().Count);
+                using var noRelease = new CancellationTokenSource();
+                await noRelease.CancelAsync().ConfigureAwait(false);
+                leaseStop = leases.StopWithoutReleaseAsync(noRelease.Token);
+                _leaseStop = leaseStop;
+                await StopStep.ObserveAsync(leaseStop, _budget.Length, "release", _logger, _instanceId).ConfigureAwait(false);
+            }
+            else
+            {
+                var held = leases.OwnedSessions().Count;
+                leaseStop = leases.StopAsync(stop.Token);
+                _leaseStop = leaseStop;
+                await StopStep.RunAsync(leaseStop, "release", _budget.Length, _logger, _instanceId, () => held, stop.Token).ConfigureAwait(false);
+            }
+            // The lease manager's stop reports what it left; a stop still running past the budget leaves everything.
+            LeftToExpire = leaseStop.IsCompletedSuccessfully ? leaseStop.Result.LeftToExpire : leases.OwnedSessions().Count;
+        }
+        var elapsed = _time.GetElapsedTime(started);
+        HostingLog.StopFinished(_logger, _instanceId, elapsed, LeftToExpire);
+    }
+
+    private async Task RunAsync(CancellationToken stopping)
+    {
         try
         {
-            if (_polling is not null)
-            {
-                await _polling.WaitAsync(cancellationToken).ConfigureAwait(false);
-            }
+            await _connection.GetAsync(stopping).ConfigureAwait(false);
+            // Resolved only now: each of these needs the connection.
+            var leases = _services.GetRequiredService<LeaseManager>();
+            var handler = _services.GetServices<IPollHandler>().Last();
+            var sessions = _services.GetRequiredService<IPollSessionSource>();
+            var scheduler = new PollScheduler(leases, sessions.GetSessionsAsync, handler, _polling, _time,
+                _loggerFactory.CreateLogger("PollLease.Polling"), new PollMetrics(_meterFactory, leases.InstanceId));
+            _scheduler = scheduler;
+            // Published before it starts, so a stop during the start still deregisters what the start registered.
+            Volatile.Write(ref _leases, leases);
+            await StartLeasesAsync(leases, stopping).ConfigureAwait(false);
+            _running.TrySetResult(leases);
+            await scheduler.RunAsync(stopping).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            // Stopped before or while starting.
+        }
+        catch (Exception e)
+        {
+            // Not an outage (those are retried): a service that cannot be built, a loop that broke. An instance that
+            // cannot poll must not keep the worker looking healthy, so the host stops, as it does for a failed
+            // BackgroundService.
+            HostingLog.InstanceFailed(_logger, e, _instanceId);
+            _services.GetService<IHostApplicationLifetime>()?.StopApplication();
         }
         finally
         {
-            // Even when the host's patience ran out waiting for a handler that ignores cancellation, give the
-            // leases back (bounded by ShutdownTimeout); a late write of that handler is rejected by its token.
-            await _leases.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            _running.TrySetResult(null);
         }
     }
 
-    /// <summary>Asks the poll loop for a scheduling pass now (due polls of owned sessions start at once).</summary>
-    internal void WakePolling() => _scheduler.Wake();
-
-    /// <summary>Scheduling passes the poll loop has completed.</summary>
-    internal long PollPasses => _scheduler.Passes;
-
-    public void Dispose()
+    /// <summary>The lease manager's start, retried with backoff: it fails only on what it cannot shrug off itself.</summary>
+    private async Task StartLeasesAsync(LeaseManager leases, CancellationToken stopping)
     {
-        _stopping?.Dispose();
-        _scheduler.Dispose();
+        for (var failures = 1; ; failures++)
+        {
+            try
+            {
+                await leases.StartAsync(stopping).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception e) when (!stopping.IsCancellationRequested)
+            {
+                var delay = ElectionBackoff.Compute(failures, PollLeaseConnection.FirstRetryDelay, PollLeaseConnection.MaxRetryDelay, Random.Shared.NextDouble());
+                HostingLog.StartFailed(_logger, e, _instanceId, delay);
+                await Task.Delay(delay, _time, stopping).ConfigureAwait(false);
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        // Registered both as itself and as a hosted service, so the container disposes it twice.
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+        // A host disposed without being stopped: the container has already disposed the lease manager (which releases
+        // its leases) before the connection; end the poll loop and a start still waiting for the connection.
+        if (_stopping is { IsCancellationRequested: false })
+        {
+            await _stopping.CancelAsync().ConfigureAwait(false);
+        }
+        // Steps a stop gave up on may still be running: let them end (each is bounded) and report how they ended.
+        var idle = await StopStep.ObserveAsync(_run, _budget.Length, "poll loop", _logger, _instanceId).ConfigureAwait(false);
+        await StopStep.ObserveAsync(_leaseStop, _budget.Length, "release", _logger, _instanceId).ConfigureAwait(false);
+        if (idle)
+        {
+            // Polls still running hold the scheduler's slots: it is disposed only once they are done.
+            _stopping?.Dispose();
+            _scheduler?.Dispose();
+        }
+    }
+
+    private static class States
+    {
+        public const int New = 0;
+        public const int Started = 1;
+        public const int Stopped = 2;
     }
 }

@@ -23,6 +23,13 @@ public static class PollLeaseServiceCollectionExtensions
     /// catalog, the lease manager and the hosted service that runs heartbeat, lease and poll loops. Register the
     /// poll handler with <see cref="AddPollHandler{THandler}"/>.
     /// </summary>
+    /// <remarks>
+    /// The host's start never waits for Redis: the connection (with its hooks, e.g. an Entra ID token) is made in the
+    /// background and retried with backoff, and the instance registers once it exists. Resolving
+    /// <see cref="IConnectionMultiplexer"/>, <see cref="LeaseManager"/>, <see cref="SessionCatalog"/> or
+    /// <see cref="MessageLog"/> yourself waits for that first connection. The host's stop takes at most
+    /// <see cref="PollLeaseOptions.ShutdownTimeout"/>; leases it cannot release in that time expire by their TTL.
+    /// </remarks>
     /// <param name="services">The service collection.</param>
     /// <param name="configuration">Configuration holding the <c>PollLease</c> section.</param>
     public static IServiceCollection AddPollLease(this IServiceCollection services, IConfiguration configuration)
@@ -45,11 +52,21 @@ public static class PollLeaseServiceCollectionExtensions
         services.AddOptions<PollLeaseRedisOptions>();
         services.TryAddSingleton(TimeProvider.System);
 
-        services.TryAddSingleton<IConnectionMultiplexer>(sp => RedisConnectionFactory.ConnectAsync(
-                sp.GetRequiredService<IOptions<PollLeaseOptions>>().Value,
-                sp.GetRequiredService<IOptions<PollLeaseRedisOptions>>().Value,
-                sp.GetRequiredService<ILoggerFactory>().CreateLogger("PollLease.Redis"))
-            .GetAwaiter().GetResult());
+        // Nothing here connects: the connection is made in the background once the host starts (PollLeaseConnection),
+        // and every Redis-backed service below is resolved by the hosted services only after it exists. An application's
+        // own multiplexer, registered before this call, is used instead.
+        var appConnection = services.Any(d => d.ServiceType == typeof(IConnectionMultiplexer));
+        services.TryAddSingleton(sp => new PollLeaseConnection(
+            sp.GetRequiredService<IOptions<PollLeaseOptions>>(),
+            sp.GetRequiredService<IOptions<PollLeaseRedisOptions>>(),
+            sp.GetRequiredService<ShutdownBudget>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILoggerFactory>(),
+            appConnection ? sp.GetRequiredService<IConnectionMultiplexer> : null));
+        services.TryAddSingleton<IConnectionMultiplexer>(sp => sp.GetRequiredService<PollLeaseConnection>().TakeForContainer());
+        services.TryAddSingleton<ShutdownBudget>();
+        // The first hosted service: started first, stopped last (after the leases and the janitor).
+        services.AddHostedService(sp => sp.GetRequiredService<PollLeaseConnection>());
 
         services.AddOptions<HttpPollOptions>().Bind(configuration.GetSection(HttpPollOptions.SectionName)).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HttpPollOptions>, HttpPollOptionsValidator>());
@@ -78,16 +95,9 @@ public static class PollLeaseServiceCollectionExtensions
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILoggerFactory>(),
             sp.GetService<IMeterFactory>()));
-        // Resolvable by itself too, so PollLeaseTriggers can reach the running instance's poll loop.
-        services.TryAddSingleton<PollLeaseHostedService>();
-        services.AddHostedService(sp => sp.GetRequiredService<PollLeaseHostedService>());
-        services.TryAddSingleton(sp => new PollLeaseTriggers(
-            sp.GetRequiredService<LeaseManager>(),
-            sp.GetRequiredService<PollLeaseHostedService>(),
-            sp.GetRequiredService<FleetJanitorHostedService>().Janitor,
-            sp.GetRequiredService<ILoggerFactory>()));
-
-        // The fleet janitor (PollLease:Janitor:Enabled): one elected instance cleans up and reports the fleet.
+        // The fleet janitor (PollLease:Janitor:Enabled): one elected instance cleans up and reports the fleet. Registered
+        // before the instance's own service so that the host, which stops services in reverse order, releases the leases
+        // first and leaves the election with what is left of the stop budget.
         services.AddOptions<JanitorOptions>().Bind(configuration.GetSection(JanitorOptions.SectionName))
             .PostConfigure<IOptions<PollLeaseOptions>>((j, lease) =>
             {
@@ -97,8 +107,33 @@ public static class PollLeaseServiceCollectionExtensions
             })
             .ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<JanitorOptions>, JanitorOptionsValidator>());
+        services.TryAddSingleton(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<JanitorOptions>>().Value;
+            var lease = sp.GetRequiredService<IOptions<PollLeaseOptions>>().Value;
+            var sessions = sp.GetRequiredService<ISessionDirectory>();
+            // Orphan cleaning needs the Redis catalog: with an application-supplied session directory the catalog set
+            // is not the source of truth, so only the registry and the gauges are looked after.
+            options.CleanOrphans &= sessions is SessionCatalog;
+            var janitor = new FleetJanitor(sp.GetRequiredService<IConnectionMultiplexer>(), lease.KeyPrefix, lease.InstanceId!, lease.HeartbeatTtl,
+                options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>(), sp.GetService<IMeterFactory>());
+            if (options.PublishAssignment)
+            {
+                janitor.PublishAssignments(sessions, lease.BalanceEpsilon);
+            }
+            return janitor;
+        });
         services.TryAddSingleton<FleetJanitorHostedService>();
         services.AddHostedService(sp => sp.GetRequiredService<FleetJanitorHostedService>());
+
+        // Resolvable by itself too, so PollLeaseTriggers can reach the running instance.
+        services.TryAddSingleton<PollLeaseHostedService>();
+        services.AddHostedService(sp => sp.GetRequiredService<PollLeaseHostedService>());
+        services.TryAddSingleton(sp => new PollLeaseTriggers(
+            sp.GetRequiredService<PollLeaseHostedService>(),
+            sp.GetRequiredService<FleetJanitorHostedService>(),
+            sp.GetRequiredService<IOptions<PollLeaseOptions>>(),
+            sp.GetRequiredService<ILoggerFactory>()));
         return services;
     }
 

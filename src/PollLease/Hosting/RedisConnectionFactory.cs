@@ -27,6 +27,20 @@ internal static partial class RedisConnectionFactory
     /// <summary>The connection options the multiplexer is created with (separate so tests can check them without connecting).</summary>
     internal static async Task<ConfigurationOptions> BuildAsync(PollLeaseOptions options, PollLeaseRedisOptions hooks)
     {
+        var config = Parse(options);
+        foreach (var hook in hooks.ConfigureConnection)
+        {
+            await hook(config).ConfigureAwait(false);
+        }
+        return config;
+    }
+
+    /// <summary>
+    /// The connection string parsed, with PollLease's settings applied but no hook run: synchronous and free of I/O, so
+    /// a start can check it before anything connects.
+    /// </summary>
+    internal static ConfigurationOptions Parse(PollLeaseOptions options)
+    {
         if (string.IsNullOrWhiteSpace(options.Redis))
         {
             throw new InvalidOperationException($"{PollLeaseOptions.SectionName}:Redis is not set: give a StackExchange.Redis connection string (for example 'localhost:6379' or 'name.redis.cache.windows.net:6380,ssl=true,password=...').");
@@ -47,10 +61,6 @@ internal static partial class RedisConnectionFactory
         {
             // Azure refuses plain connections; a connection string without ssl=true would only fail at run time.
             config.Ssl = true;
-        }
-        foreach (var hook in hooks.ConfigureConnection)
-        {
-            await hook(config).ConfigureAwait(false);
         }
         return config;
     }

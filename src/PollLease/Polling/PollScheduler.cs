@@ -128,9 +128,7 @@ internal sealed class PollScheduler : IDisposable
             {
                 if (!_schedules.TryGetValue(lease.SessionId, out schedule!) || schedule.Token != lease.Token)
                 {
-                    // A new lease (or a new owner term): first poll after a small random jitter.
-                    var jitter = TimeSpan.FromTicks((long)(session.Interval.Ticks * _options.Jitter * Random.Shared.NextDouble()));
-                    schedule = new Schedule(lease.Token, now + Ticks(jitter));
+                    schedule = new Schedule(lease.Token, FirstDue(session, lease.Token, now)) { Record = true };
                     _schedules[lease.SessionId] = schedule;
                 }
                 if (schedule.Running || now < schedule.NextDue)
@@ -155,13 +153,19 @@ internal sealed class PollScheduler : IDisposable
                 continue;
             }
             var scheduledAt = schedule.NextDue;
+            bool record;
             lock (_lock)
             {
                 schedule.Running = true;
                 var next = schedule.NextDue + Ticks(session.Interval);
                 // After a long stall, do not fire a burst of missed polls: resume the cadence from now.
                 schedule.NextDue = next > now ? next : now + Ticks(session.Interval);
+                // The start is recorded in Redis (with the next lease cycle) only when the cadence's phase moved: a new
+                // term, a skip, a late start. A later owner continues the cadence from the last recorded start.
+                record = schedule.Record || now - scheduledAt > 2 * Ticks(_options.Tick) || next <= now;
+                schedule.Record = false;
             }
+            _leases.PollStarted(session.Id, lease.Token, now, record);
             var task = PollOneAsync(session, current, scheduledAt, schedule, stopping);
             lock (_lock)
             {
@@ -192,7 +196,7 @@ internal sealed class PollScheduler : IDisposable
             }
             using var timeout = new CancellationTokenSource(budget, _time);
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(stopping, timeout.Token);
-            PollLog.Started(_logger, instance, session.Id, lease.Token);
+            PollLog.Started(_logger, _options.PollTraceLevel, instance, session.Id, lease.Token);
             _metrics.Started(_time.GetElapsedTime(scheduledAt, started));
             var context = new PollContext(session, lease.Token, instance, _time.GetUtcNow() - _time.GetElapsedTime(scheduledAt, started));
             PollOutcome outcome;
@@ -240,11 +244,29 @@ internal sealed class PollScheduler : IDisposable
         lock (_lock)
         {
             schedule.NextDue = retryAt;
+            schedule.Record = true;
         }
         Skip(sessionId, reason);
     }
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+
+    /// <summary>
+    /// When a new lease's first poll is due. When the session's previous poll (by any owner) is known, the cadence
+    /// continues: the first slot of <c>previous + k x interval</c> (k at least 1) that is not already past, so a
+    /// handover never brings a poll sooner than one interval after the previous one. Otherwise after a small random
+    /// jitter, so sessions taken over together do not all poll in the same instant.
+    /// </summary>
+    private long FirstDue(PollSession session, long token, long now)
+    {
+        var interval = Ticks(session.Interval);
+        if (interval > 0 && _leases.TryGetPreviousPoll(session.Id, token, out var previous))
+        {
+            var next = previous + interval;
+            return next >= now ? next : next + ((now - next + interval - 1) / interval * interval);
+        }
+        return now + Ticks(TimeSpan.FromTicks((long)(session.Interval.Ticks * _options.Jitter * Random.Shared.NextDouble())));
+    }
 
     private void Skip(string sessionId, string reason)
     {
@@ -261,5 +283,8 @@ internal sealed class PollScheduler : IDisposable
         public long NextDue { get; set; } = nextDue;
 
         public bool Running { get; set; }
+
+        /// <summary>The next poll starts off the cadence the last recorded start implies: record it.</summary>
+        public bool Record { get; set; }
     }
 }

@@ -33,6 +33,13 @@ public sealed class PollingOptions
     /// </summary>
     public bool StrictOwnershipCheck { get; set; }
 
+    /// <summary>
+    /// Level of the one trace line per poll start (<c>Poll started: instance=... endpoint=... token=...</c>). Default
+    /// Information, so a local run shows who polls what; the Azure Functions app sets Debug, because each line becomes
+    /// one billed Application Insights trace per poll per session. Failures and lease changes have their own levels.
+    /// </summary>
+    public Microsoft.Extensions.Logging.LogLevel PollTraceLevel { get; set; } = Microsoft.Extensions.Logging.LogLevel.Information;
+
     /// <summary>Default poll interval for sessions added without one. 4 to 120 s; default 30 s.</summary>
     public TimeSpan DefaultInterval { get; set; } = TimeSpan.FromSeconds(30);
 }

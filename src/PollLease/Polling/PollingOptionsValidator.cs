@@ -32,6 +32,10 @@ public sealed class PollingOptionsValidator : IValidateOptions<PollingOptions>
         {
             f.Add($"{S}:Tick = {options.Tick} is invalid: it must be between 10 ms and 4 s (the shortest poll interval).");
         }
+        if (!Enum.IsDefined(options.PollTraceLevel))
+        {
+            f.Add($"{S}:PollTraceLevel = {(int)options.PollTraceLevel} is invalid: it must be one of {string.Join(", ", Enum.GetNames<Microsoft.Extensions.Logging.LogLevel>())}.");
+        }
         if (double.IsNaN(options.Jitter) || options.Jitter is < 0 or > 1)
         {
             f.Add($"{S}:Jitter = {options.Jitter} is invalid: it must be between 0 and 1.");

@@ -35,8 +35,8 @@ internal static partial class LeaseLog
     [LoggerMessage(EventId = 1009, Level = LogLevel.Information, Message = "Instance stopped: instance={Instance} released={Released} deregistered={Deregistered}")]
     public static partial void Stopped(ILogger logger, string instance, int released, bool deregistered);
 
-    [LoggerMessage(EventId = 1010, Level = LogLevel.Error, Message = "Instance shutdown release failed: instance={Instance} leases={Count}; they will expire by their TTL")]
-    public static partial void StopFailed(ILogger logger, Exception exception, string instance, int count);
+    [LoggerMessage(EventId = 1010, Level = LogLevel.Error, Message = "Instance stop could not release its leases: instance={Instance} leftToExpire={Count}; others may take them once its heartbeat expires (within leaseTtl={LeaseTtl})")]
+    public static partial void StopFailed(ILogger logger, Exception exception, string instance, int count, TimeSpan leaseTtl);
 
     [LoggerMessage(EventId = 1011, Level = LogLevel.Warning, Message = "Lease value in unexpected format: endpoint={Session} value={Value}; treating the session as held by someone else")]
     public static partial void MalformedLease(ILogger logger, string session, string value);
@@ -46,6 +46,9 @@ internal static partial class LeaseLog
 
     [LoggerMessage(EventId = 1013, Level = LogLevel.Warning, Message = "Session source failed: instance={Instance}; keeping the previous session list")]
     public static partial void SessionSourceFailed(ILogger logger, Exception exception, string instance);
+
+    [LoggerMessage(EventId = 1015, Level = LogLevel.Warning, Message = "New data epoch: instance={Instance} epoch={Previous}->{Epoch}; Redis lost the fleet's data, changed server, or the fleet is new: nothing is acquired for {Quarantine}, while an owner of a vanished lease may still poll")]
+    public static partial void DataEpoch(ILogger logger, string instance, string previous, string epoch, TimeSpan quarantine);
 
     [LoggerMessage(EventId = 1014, Level = LogLevel.Information, Message = "Lease cycle recovered: instance={Instance} after {Failures} failed cycles")]
     public static partial void Recovered(ILogger logger, string instance, int failures);

@@ -6,8 +6,9 @@ namespace PollLease.Telemetry;
 /// <summary>The poll scheduler's log lines (seed T029: one line per poll start with instance, session and token).</summary>
 internal static partial class PollLog
 {
-    [LoggerMessage(EventId = 2001, Level = LogLevel.Information, Message = "Poll started: instance={Instance} endpoint={Session} token={Token}")]
-    public static partial void Started(ILogger logger, string instance, string session, long token);
+    /// <summary>One line per poll start, at <see cref="PollingOptions.PollTraceLevel"/>.</summary>
+    [LoggerMessage(EventId = 2001, Message = "Poll started: instance={Instance} endpoint={Session} token={Token}")]
+    public static partial void Started(ILogger logger, LogLevel level, string instance, string session, long token);
 
     [LoggerMessage(EventId = 2002, Level = LogLevel.Debug, Message = "Poll finished: instance={Instance} endpoint={Session} token={Token} status={Status} detail={Detail}")]
     public static partial void Finished(ILogger logger, string instance, string session, long token, PollStatus status, string? detail);

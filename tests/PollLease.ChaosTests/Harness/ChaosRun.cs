@@ -33,10 +33,13 @@ public sealed class ChaosRun : IAsyncDisposable
     private readonly List<PollCtlChild> _children = [];
     private readonly Stopwatch _clock = Stopwatch.StartNew();
 
-    private ChaosRun(ITestOutputHelper output, RedisChild redis, ConnectionMultiplexer admin, string prefix, IReadOnlyList<string> sessions)
+    private readonly RedisChild? _redis;
+
+    private ChaosRun(ITestOutputHelper output, RedisChild? redis, string connectionString, ConnectionMultiplexer admin, string prefix, IReadOnlyList<string> sessions)
     {
         _output = output;
-        Redis = redis;
+        _redis = redis;
+        ConnectionString = connectionString;
         Admin = admin;
         Prefix = prefix;
         Sessions = sessions;
@@ -44,7 +47,11 @@ public sealed class ChaosRun : IAsyncDisposable
         Log = new MessageLog(admin, prefix);
     }
 
-    public RedisChild Redis { get; }
+    /// <summary>The run's own redis-server (runs started on a topology have none).</summary>
+    public RedisChild Redis => _redis ?? throw new InvalidOperationException("This run was started on a Redis topology the test owns, not on a redis-server of its own.");
+
+    /// <summary>What the children connect to.</summary>
+    public string ConnectionString { get; }
 
     public ConnectionMultiplexer Admin { get; }
 
@@ -61,12 +68,25 @@ public sealed class ChaosRun : IAsyncDisposable
     public static async Task<ChaosRun> StartAsync(ITestOutputHelper output, int sessions = 30)
     {
         var redis = await RedisChild.StartAsync();
-        var admin = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
-        var prefix = "chaos" + Guid.NewGuid().ToString("N")[..8];
+        var run = await StartAsync(output, redis, redis.ConnectionString, "chaos" + Guid.NewGuid().ToString("N")[..8], sessions);
+        run.Note($"{redis.Kind} on port {redis.Port}");
+        return run;
+    }
+
+    /// <summary>
+    /// A run on a topology the test owns and disposes itself (master and replica, a cluster): the children and the
+    /// checker connect with <paramref name="connectionString"/>, the fleet's keys start with <paramref name="prefix"/>.
+    /// </summary>
+    public static Task<ChaosRun> StartOnAsync(ITestOutputHelper output, string connectionString, string prefix, int sessions = 30) =>
+        StartAsync(output, null, connectionString, prefix, sessions);
+
+    private static async Task<ChaosRun> StartAsync(ITestOutputHelper output, RedisChild? redis, string connectionString, string prefix, int sessions)
+    {
+        var admin = await ConnectionMultiplexer.ConnectAsync(connectionString);
         var ids = Enumerable.Range(0, sessions).Select(i => $"chaos-{i:D3}").ToArray();
-        var run = new ChaosRun(output, redis, admin, prefix, ids);
+        var run = new ChaosRun(output, redis, connectionString, admin, prefix, ids);
         await run.LoadCatalogAsync();
-        run.Note($"{redis.Kind} on port {redis.Port}, prefix {prefix}, {sessions} sessions every {Interval.TotalSeconds:0} s, lease TTL {LeaseTtl.TotalSeconds:0} s");
+        run.Note($"prefix {prefix}, {sessions} sessions every {Interval.TotalSeconds:0} s, lease TTL {LeaseTtl.TotalSeconds:0} s");
         return run;
     }
 
@@ -80,17 +100,20 @@ public sealed class ChaosRun : IAsyncDisposable
     }
 
     /// <summary>Starts `pollctl run --plain` with <paramref name="instances"/> instances, against Redis or <paramref name="connection"/>.</summary>
-    public PollCtlChild StartChild(int instances, string? connection = null)
+    /// <param name="instances">Instances in the child process.</param>
+    /// <param name="connection">Another connection string (a proxy, another topology); the run's own by default.</param>
+    /// <param name="environment">Extra environment variables (configuration such as <c>PollLease__Janitor__Interval</c>).</param>
+    public PollCtlChild StartChild(int instances, string? connection = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var name = $"p{_children.Count}";
         var child = new PollCtlChild(name,
             ["run", "--plain", "--no-sample", "--instances", instances.ToString(CultureInfo.InvariantCulture),
-             "--lease-ttl", LeaseTtl.ToString("c", CultureInfo.InvariantCulture), "--redis", connection ?? Redis.ConnectionString, "--prefix", Prefix],
+             "--lease-ttl", LeaseTtl.ToString("c", CultureInfo.InvariantCulture), "--redis", connection ?? ConnectionString, "--prefix", Prefix],
             new Dictionary<string, string>
             {
                 // Soak runs must not trim the evidence; snapshots are merged anyway.
                 ["PollLease__Messages__MaxLength"] = "100000",
-            });
+            }.Concat(environment ?? new Dictionary<string, string>()).ToDictionary());
         _children.Add(child);
         Note($"started {name} (pid {child.Pid}, {instances} instance(s))");
         return child;
@@ -194,7 +217,10 @@ public sealed class ChaosRun : IAsyncDisposable
             c.Dispose();
         }
         await Admin.DisposeAsync();
-        await Redis.DisposeAsync();
+        if (_redis is not null)
+        {
+            await _redis.DisposeAsync();
+        }
     }
 
     /// <summary>Polls a condition every 200 ms until a deadline (Redis reads, so not every few ms).</summary>

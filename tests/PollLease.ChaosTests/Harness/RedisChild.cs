@@ -29,6 +29,9 @@ public sealed class RedisChild : IAsyncDisposable
 
     public int Port { get; }
 
+    /// <summary>True while the child process runs (false once killed).</summary>
+    public bool IsRunning => _process is { HasExited: false };
+
     /// <summary>Which server this is: "redis-server" or "garnet (pollctl server)".</summary>
     public string Kind => _redisServer is null ? "garnet (pollctl server)" : "redis-server";
 
@@ -95,6 +98,15 @@ public sealed class RedisChild : IAsyncDisposable
         _process = null;
     }
 
+    /// <summary>
+    /// SIGSTOP: the server answers nothing and, as a replica, receives nothing from its master until
+    /// <see cref="Resume"/>; what its master writes meanwhile is missing from it.
+    /// </summary>
+    public void Suspend() => Signal("-STOP");
+
+    /// <summary>SIGCONT after <see cref="Suspend"/>.</summary>
+    public void Resume() => Signal("-CONT");
+
     /// <summary>Kill -9 and start again with nothing: the RDB file is removed first.</summary>
     public async Task RestartEmptyAsync()
     {
@@ -128,6 +140,17 @@ public sealed class RedisChild : IAsyncDisposable
         catch (IOException)
         {
             // A file still held open by a dying child: the temp directory is cleaned up by the OS later.
+        }
+    }
+
+    private void Signal(string signal)
+    {
+        var pid = (_process ?? throw new InvalidOperationException($"redis-server on port {Port} is not running.")).Id;
+        using var kill = Process.Start("kill", [signal, pid.ToString(CultureInfo.InvariantCulture)])!;
+        kill.WaitForExit();
+        if (kill.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"kill {signal} {pid} failed with {kill.ExitCode}.");
         }
     }
 

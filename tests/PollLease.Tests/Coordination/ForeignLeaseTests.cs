@@ -32,8 +32,9 @@ public abstract class ForeignLeaseTests(RedisFixture fixture)
     public async Task A_live_holders_lease_is_not_probed_again_when_its_learnt_ttl_runs_out_and_is_taken_at_expiry_once_the_holder_stops()
     {
         var options = LeaseTestHost.FastOptions(_prefix, "node-b");
+        await LeaseTestHost.NewFleetAsync(fixture.Redis, _prefix);
         var ghost = new LeaseStore(fixture.Redis, new RedisKeys(_prefix), "ghost", LeaseTestHost.FastOptions(_prefix, "ghost"));
-        var taken = await ghost.RunAsync(new CycleRequest(HeartbeatMode.Register, [], [Session], []), "{}");
+        var taken = await ghost.RunAsync(new CycleRequest(HeartbeatMode.Register, [], [Session], []));
         var token = taken.Acquire[0].Token;
         Assert.True(token > 0);
 
@@ -47,13 +48,13 @@ public abstract class ForeignLeaseTests(RedisFixture fixture)
         Assert.False(b.IsOwned(Session));
         var probed = planner.Cycles[^1].At;
 
-        // The holder heartbeats and renews on its cadence, past the PTTL b learnt (the lease TTL).
+        // The holder heartbeats on its cadence (which renews its lease), past the expiry b learnt (one lease TTL).
         var watch = Stopwatch.StartNew();
         while (watch.Elapsed < options.LeaseTtl * 1.3)
         {
             await Task.Delay(options.RenewInterval / 2);
-            var renewed = await ghost.RunAsync(new CycleRequest(HeartbeatMode.Beat, [(Session, token)], [], []), "{}");
-            Assert.True(renewed.Renew[0].Renewed);
+            var renewed = await ghost.RunAsync(new CycleRequest(HeartbeatMode.Beat, [], [], []));
+            Assert.False(renewed.Lapsed);
             await b.RunCycleAsync();
         }
         // Within twice the TTL (after that b checks again on purpose) b kept it as held elsewhere, no new probe.
@@ -63,7 +64,7 @@ public abstract class ForeignLeaseTests(RedisFixture fixture)
         Assert.All(later, c => Assert.Equal("ghost", c.Input.HeldElsewhere.GetValueOrDefault(Session)));
         Assert.All(later, c => Assert.DoesNotContain(Session, c.Plan.Acquire));
 
-        // The holder stops (no release): its lease expires and b takes it.
+        // The holder stops (no release): its heartbeat expires and b takes the lease.
         await Eventually.TrueAsync(
             async () =>
             {

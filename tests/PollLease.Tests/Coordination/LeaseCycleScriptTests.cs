@@ -16,15 +16,16 @@ public abstract class LeaseCycleScriptTests(RedisFixture fixture)
     public async Task A_call_that_reaches_redis_after_its_deadline_fails_with_late_and_writes_nothing()
     {
         var keys = new RedisKeys(_prefix);
-        RedisKey[] k = [keys.Nodes, keys.Node("late-node"), keys.SessionsVersion];
-        // Heartbeat mode 2 (register), no leases, and a deadline long past (1 ms after the epoch).
-        RedisValue[] args = ["late-node", 3000, 3000, 2, "{}", 0, 0, 0, keys.Root + ":events", keys.LeasePrefix.Length, 1];
+        var context = new CycleContext(keys, "late-node", 3000, 3000, 360_000, "{}");
+        // Register and acquire, with a deadline long past (1 ms after the epoch).
+        var (k, args) = CycleScript.Build(context, new CycleRequest(HeartbeatMode.Register, [], ["s1"], []), notAfterMs: 1);
 
-        var e = await Assert.ThrowsAsync<RedisServerException>(() => fixture.Redis.GetDatabase().ScriptEvaluateAsync(LeaseScripts.Cycle, k, args));
+        var e = await Assert.ThrowsAsync<RedisServerException>(() => fixture.Redis.GetDatabase().ScriptEvaluateAsync(CycleScript.Lua, k, args));
 
         Assert.Matches("^(ERR )?LATE [0-9]+$", e.Message); // Garnet prefixes script errors with ERR
         Assert.False(await fixture.Redis.GetDatabase().KeyExistsAsync(keys.Nodes));
         Assert.False(await fixture.Redis.GetDatabase().KeyExistsAsync(keys.Node("late-node")));
+        Assert.False(await fixture.Redis.GetDatabase().KeyExistsAsync(keys.Lease("s1")));
     }
 
     [Fact]
@@ -34,9 +35,10 @@ public abstract class LeaseCycleScriptTests(RedisFixture fixture)
         var db = fixture.Redis.GetDatabase();
         await db.HashSetAsync(keys.Lease("hashed"), "x", "y");
         await db.SetAddAsync(keys.Fence("fenced"), "x");
+        await LeaseTestHost.NewFleetAsync(fixture.Redis, _prefix);
         var store = new LeaseStore(fixture.Redis, keys, "node-a", LeaseTestHost.FastOptions(_prefix, "node-a"));
 
-        var response = await store.RunAsync(new CycleRequest(HeartbeatMode.Register, [], ["hashed", "fenced", "fine"], []), "{}");
+        var response = await store.RunAsync(new CycleRequest(HeartbeatMode.Register, [], ["hashed", "fenced", "fine"], []));
 
         // Garnet keeps strings and objects apart (a hash and a string may share a name), so only redis-server sees
         // the lease key as the wrong type; on both, the cycle and the other sessions are unaffected.
@@ -50,13 +52,13 @@ public abstract class LeaseCycleScriptTests(RedisFixture fixture)
         Assert.True(response.Acquire[2].Token > 0);
         Assert.Equal(["node-a"], response.LiveNodes);
 
-        // Renewing and releasing around the bad key work too.
-        var renewed = await store.RunAsync(new CycleRequest(HeartbeatMode.Beat, [("fine", response.Acquire[2].Token), ("hashed", 1)], [], [("fenced", response.Acquire[1].Token)]), "{}");
-        Assert.True(renewed.Renew[0].Renewed);
-        Assert.False(renewed.Renew[1].Renewed);
+        // Refreshing and releasing around the bad key work too.
+        var renewed = await store.RunAsync(new CycleRequest(HeartbeatMode.Beat, [new("fine", response.Acquire[2].Token), new("hashed", 1)], [], [new("fenced", response.Acquire[1].Token)]));
+        Assert.Null(renewed.RefreshFailed[0]);
+        Assert.NotNull(renewed.RefreshFailed[1]);
         if (redisServer)
         {
-            Assert.Equal("wrong-type", renewed.Renew[1].Holder);
+            Assert.Equal("wrong-type", renewed.RefreshFailed[1]);
         }
         Assert.True(renewed.Released[0]);
     }

@@ -15,6 +15,7 @@ public abstract class LeaseMetricsTests(RedisFixture fixture)
         var prefix = RedisFixture.NewPrefix();
         using var meterFactory = new TestMeterFactory();
         await using var redis = await fixture.ConnectAsync();
+        await LeaseTestHost.NewFleetAsync(redis, prefix);
         await using var a = new LeaseManager(redis, LeaseTestHost.FastOptions(prefix, "node-m"), new StaticSessionDirectory(["s1", "s2", "s3"]), meterFactory: meterFactory);
         var meter = meterFactory.Meters.Single();
         using var acquired = new MetricCollector<long>(meter, "polllease.lease.acquisitions");
@@ -25,7 +26,8 @@ public abstract class LeaseMetricsTests(RedisFixture fixture)
 
         await a.RunCycleAsync();
         await a.ReleaseAsync("s1", LeaseReasons.Rebalance);
-        await fixture.Redis.GetDatabase().KeyDeleteAsync($"{{{prefix}}}:lease:s2");
+        // Its heartbeat vanishes from the registry: the next cycle finds it lapsed and gives up every lease it held.
+        await fixture.Redis.GetDatabase().SortedSetRemoveAsync($"{{{prefix}}}:nodes", "node-m");
         await a.RunCycleAsync();
         owned.RecordObservableInstruments();
 
@@ -33,10 +35,10 @@ public abstract class LeaseMetricsTests(RedisFixture fixture)
         var r = Assert.Single(released.GetMeasurementSnapshot());
         Assert.Equal(LeaseReasons.Rebalance, r.Tags["reason"]);
         Assert.Equal("node-m", r.Tags["instance"]);
-        var l = Assert.Single(lost.GetMeasurementSnapshot());
-        Assert.Equal(LeaseReasons.Expired, l.Tags["reason"]);
+        Assert.Equal(2, lost.GetMeasurementSnapshot().Count);
+        Assert.All(lost.GetMeasurementSnapshot(), l => Assert.Equal(LeaseReasons.HeartbeatLapsed, l.Tags["reason"]));
         Assert.Equal(2, duration.GetMeasurementSnapshot().Count);
-        Assert.Equal(2, owned.LastMeasurement!.Value);
+        Assert.Equal(1, owned.LastMeasurement!.Value);
     }
 
     private sealed class TestMeterFactory : IMeterFactory

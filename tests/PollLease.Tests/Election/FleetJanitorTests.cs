@@ -204,6 +204,8 @@ public sealed class FleetJanitorHostingTests(RedisServerFixture fixture) : IClas
             foreach (var h in hosts)
             {
                 await h.StartAsync();
+                // The janitor joins the election in the background once the connection exists.
+                await global::PollLease.Tests.Hosting.GenericTestHost.WaitUntilRunningAsync(h);
             }
             var janitors = hosts.Select(h => h.Services.GetRequiredService<FleetJanitorHostedService>().Janitor!).ToArray();
 

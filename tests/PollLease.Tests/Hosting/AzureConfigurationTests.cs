@@ -65,8 +65,9 @@ public sealed partial class AzureConfigurationTests
             var accessor = typeof(IOptions<>).MakeGenericType(type);
             var options = accessor.GetProperty("Value")!.GetValue(services.GetRequiredService(accessor))!;
             var defaults = Activator.CreateInstance(type)!;
-            // Redis points at a local server, InstanceId stays generated, AllowedHosts (empty by default) names an example.
-            foreach (var p in SettableProperties(type).Where(p => p.Name is not ("Redis" or "InstanceId" or "AllowedHosts")))
+            // Redis points at a local server, InstanceId stays generated, AllowedHosts (empty by default) names an example,
+            // PollTraceLevel is the Functions app's own default (Debug; Program.cs sets it before the section binds).
+            foreach (var p in SettableProperties(type).Where(p => p.Name is not ("Redis" or "InstanceId" or "AllowedHosts" or "PollTraceLevel")))
             {
                 Assert.True(Equals(p.GetValue(defaults), p.GetValue(options)), $"{type.Name}.{p.Name}: sample {p.GetValue(options)} != default {p.GetValue(defaults)}");
             }
@@ -77,7 +78,7 @@ public sealed partial class AzureConfigurationTests
     [Fact]
     public void The_bicep_sets_every_setting_the_code_binds_with_the_code_defaults_and_nothing_Flex_Consumption_rejects()
     {
-        var bicep = File.ReadAllText(Path.Combine(Root, "infra", "bicep", "modules", "functionapp.bicep"));
+        var bicep = File.ReadAllText(Path.Combine(Root, "infra", "bicep", "modules", "appsettings.bicep"));
         var settings = ObjectBlock(bicep, "var appSettings = union({");
         var keys = SettingLine().Matches(settings).ToDictionary(m => m.Groups["key"].Value, m => m.Groups["value"].Value.Trim());
 
@@ -93,6 +94,13 @@ public sealed partial class AzureConfigurationTests
         Assert.DoesNotContain("FUNCTIONS_WORKER_RUNTIME", keys.Keys);
         Assert.DoesNotContain("FUNCTIONS_EXTENSION_VERSION", keys.Keys);
         Assert.DoesNotContain("AzureWebJobsStorage", keys.Keys);
+        // Application Insights takes Entra ID ingestion only.
+        Assert.Equal("'Authorization=AAD'", keys["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]);
+        // Premium and Consumption get the runtime settings and their content share, whose key is a Key Vault reference.
+        Assert.Contains("var planSettings = plan == 'FlexConsumption'", bicep, StringComparison.Ordinal);
+        Assert.Contains("FUNCTIONS_WORKER_RUNTIME: 'dotnet-isolated'", bicep, StringComparison.Ordinal);
+        Assert.Contains("WEBSITE_CONTENTAZUREFILECONNECTIONSTRING: '@Microsoft.KeyVault(", bicep, StringComparison.Ordinal);
+        Assert.DoesNotContain("listKeys", bicep, StringComparison.Ordinal);
 
         // The Bicep's defaults are the code's (the sample is checked against the code above).
         var defaults = SettingLine().Matches(ObjectBlock(bicep, "var defaults = {"))
@@ -113,6 +121,11 @@ public sealed partial class AzureConfigurationTests
             .Select(i => i.GetProperty("content").GetProperty("query").GetString()!)
             .ToList();
         var readme = File.ReadAllText(Path.Combine(Root, "docs", "operations.md"));
+        // Deployed with the Application Insights component as its fallback resource, so it opens from the gallery too.
+        var workbookBicep = File.ReadAllText(Path.Combine(Root, "infra", "bicep", "modules", "workbook.bicep"));
+        Assert.Contains("fallbackResourceIds: [", workbookBicep, StringComparison.Ordinal);
+        // Instance ids are cloud_RoleInstance, never a metric dimension.
+        Assert.DoesNotContain(queries, q => q.Contains("customDimensions.instance", StringComparison.Ordinal));
         foreach (var instrument in new[] { "polllease.leases.owned", "polllease.lease.failovers", "polllease.lease.losses", "polllease.poll.duration" })
         {
             Assert.Contains(queries, q => q.Contains($"'{instrument}'", StringComparison.Ordinal));

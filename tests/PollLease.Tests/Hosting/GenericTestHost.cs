@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using PollLease.Coordination;
 using PollLease.Hosting;
@@ -31,7 +32,7 @@ internal static class GenericTestHost
         ["PollLease:Polling:Jitter"] = "0",
     };
 
-    public static IHost Build(Dictionary<string, string?> settings, Action<IServiceCollection>? configure = null)
+    public static IHost Build(Dictionary<string, string?> settings, Action<IServiceCollection>? configure = null, IPollHandler? handler = null)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Configuration.AddInMemoryCollection(settings);
@@ -40,6 +41,11 @@ internal static class GenericTestHost
         configure?.Invoke(builder.Services);
         builder.Services.AddPollLease(builder.Configuration);
         builder.Services.AddPollHandler<RecordPollHandler>();
+        if (handler is not null)
+        {
+            builder.Services.RemoveAll<IPollHandler>();
+            builder.Services.AddSingleton(handler);
+        }
         return builder.Build();
     }
 
@@ -47,7 +53,19 @@ internal static class GenericTestHost
     {
         var host = Build(settings, configure);
         await host.StartAsync();
+        await host.WaitUntilRunningAsync();
         return host;
+    }
+
+    /// <summary>
+    /// The host's start returns before the instance has connected and registered (that runs in the background); this
+    /// waits for both the instance and its janitor.
+    /// </summary>
+    public static async Task WaitUntilRunningAsync(this IHost host)
+    {
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        Assert.NotNull(await host.Services.GetRequiredService<PollLeaseHostedService>().WhenRunningAsync(deadline.Token));
+        await host.Services.GetRequiredService<FleetJanitorHostedService>().WhenStartedAsync(deadline.Token);
     }
 
     public static LeaseManager Leases(this IHost host) => host.Services.GetRequiredService<LeaseManager>();

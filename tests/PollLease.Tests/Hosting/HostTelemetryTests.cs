@@ -22,6 +22,7 @@ public abstract class HostTelemetryTests(RedisFixture fixture)
     public async Task A_failover_under_a_host_emits_the_readme_instruments_and_the_forwarder_passes_them_on()
     {
         var prefix = RedisFixture.NewPrefix();
+        await Coordination.LeaseTestHost.NewFleetAsync(fixture.Redis, prefix);
         var catalog = new SessionCatalog(fixture.Redis, prefix);
         for (var i = 0; i < 3; i++)
         {
@@ -106,6 +107,7 @@ public abstract class HostTelemetryTests(RedisFixture fixture)
     public async Task A_graceful_handoff_is_not_counted_as_a_failover()
     {
         var prefix = RedisFixture.NewPrefix();
+        await Coordination.LeaseTestHost.NewFleetAsync(fixture.Redis, prefix);
         var catalog = new SessionCatalog(fixture.Redis, prefix);
         for (var i = 0; i < 4; i++)
         {

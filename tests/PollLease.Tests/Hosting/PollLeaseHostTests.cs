@@ -26,7 +26,7 @@ public abstract class PollLeaseHostTests(RedisFixture fixture)
         var db = fixture.Redis.GetDatabase();
         using var host = await GenericTestHost.StartAsync(GenericTestHost.Settings(fixture.ConnectionString, prefix, "host-a"));
 
-        // Registered by the time StartAsync returns: no timer or warm-up trigger is needed for that.
+        // Registered by the time the instance runs: no timer or warm-up trigger is needed for that.
         Assert.NotNull(await db.SortedSetScoreAsync($"{{{prefix}}}:nodes", "host-a"));
         await Eventually.TrueAsync(() => host.Leases().OwnedSessions().Count == 4, Wait, "host-a owns all 4 sessions");
 

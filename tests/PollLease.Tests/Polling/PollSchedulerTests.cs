@@ -157,6 +157,60 @@ public sealed class PollSchedulerTests : IDisposable
         await _scheduler.WhenIdleAsync();
     }
 
+    [Fact]
+    public async Task A_new_owner_continues_the_previous_owners_cadence_and_never_polls_sooner_than_one_interval_after_it()
+    {
+        AddSession("s1", 5, token: 8);
+        _leases.Previous[("s1", 8)] = _time.GetTimestamp() - Seconds(3); // the previous owner polled 3 s ago
+
+        await TickAsync();
+        _time.Advance(TimeSpan.FromSeconds(1.99));
+        await TickAsync();
+        Assert.Equal(0, _handler.Count("s1"));
+        _time.Advance(TimeSpan.FromSeconds(0.01));
+        await TickAsync();
+        Assert.Equal(1, _handler.Count("s1"));
+    }
+
+    [Fact]
+    public async Task A_session_unpolled_for_several_intervals_is_polled_at_the_next_slot_of_its_cadence()
+    {
+        AddSession("s1", 5, token: 8);
+        // The previous poll was 12 s ago; the previous owner may have polled at 7 s and 2 s ago without recording it
+        // (starts on the cadence are not recorded), so the next slot is 3 s from now.
+        _leases.Previous[("s1", 8)] = _time.GetTimestamp() - Seconds(12);
+
+        await TickAsync();
+        _time.Advance(TimeSpan.FromSeconds(2.9));
+        await TickAsync();
+        Assert.Equal(0, _handler.Count("s1"));
+        _time.Advance(TimeSpan.FromSeconds(0.1));
+        await TickAsync();
+        Assert.Equal(1, _handler.Count("s1"));
+    }
+
+    [Fact]
+    public async Task Poll_starts_are_recorded_only_when_the_cadence_moves()
+    {
+        AddSession("s1", 5);
+        for (var i = 0; i < 3; i++)
+        {
+            await TickAsync();
+            _time.Advance(TimeSpan.FromSeconds(5));
+        }
+        // A skip moves the cadence: the next start is recorded again.
+        _leases.Set("s1", 7, LeaseState.Uncertain, TimeSpan.FromSeconds(60));
+        await TickAsync();
+        _leases.Set("s1", 7, LeaseState.Owned, TimeSpan.FromSeconds(60));
+        _time.Advance(TimeSpan.FromSeconds(1));
+        await TickAsync();
+
+        Assert.Equal([true, false, false, true], _leases.Started.Select(s => s.Record));
+        Assert.All(_leases.Started, s => Assert.Equal(7, s.Token));
+    }
+
+    private long Seconds(double s) => (long)(s * _time.TimestampFrequency);
+
     private sealed class LeaseTable : ILeaseView
     {
         private readonly ConcurrentDictionary<string, LeaseSnapshot> _leases = new();
@@ -174,6 +228,14 @@ public sealed class PollSchedulerTests : IDisposable
 
         public Task<bool> IsOwnedStrictAsync(string sessionId, CancellationToken cancellationToken) =>
             Task.FromResult(_leases.TryGetValue(sessionId, out var l) && l.State == LeaseState.Owned);
+
+        public ConcurrentQueue<(string Session, long Token, long At, bool Record)> Started { get; } = new();
+
+        public ConcurrentDictionary<(string, long), long> Previous { get; } = new();
+
+        public void PollStarted(string sessionId, long token, long at, bool record) => Started.Enqueue((sessionId, token, at, record));
+
+        public bool TryGetPreviousPoll(string sessionId, long token, out long at) => Previous.TryGetValue((sessionId, token), out at);
     }
 
     private sealed class RecordingHandler : IPollHandler

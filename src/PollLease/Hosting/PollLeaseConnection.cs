@@ -1,0 +1,208 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using PollLease.Coordination;
+using PollLease.Election;
+using PollLease.Telemetry;
+using StackExchange.Redis;
+
+namespace PollLease.Hosting;
+
+/// <summary>
+/// The instance's Redis connection, made in the background so that nothing on the host's start path waits for
+/// Redis. The connection string is parsed when <see cref="Start"/> is called (a bad one fails the start at once);
+/// the hooks (e.g. an Entra ID token) and the connect itself run on a background task, retried with capped,
+/// jittered exponential backoff and logged on every failure until they succeed or the host stops.
+/// </summary>
+/// <remarks>
+/// It is also the first hosted service, so the host stops it last: when the instance's stop ran out of budget (Redis
+/// did not answer), it closes the connection without the polite QUIT, which would wait a whole sync timeout on a
+/// silent link and delay the process's exit after the stop is over.
+/// With AbortOnConnectFail=false a multiplexer is handed out even when Redis is down (it reconnects by itself),
+/// so only a hook that throws (a token that cannot be had) keeps <see cref="GetAsync"/> waiting.
+/// </remarks>
+internal sealed class PollLeaseConnection : IHostedService, IAsyncDisposable
+{
+    /// <summary>The first retry delay; it doubles per failure up to <see cref="MaxRetryDelay"/>.</summary>
+    internal static readonly TimeSpan FirstRetryDelay = TimeSpan.FromSeconds(1);
+
+    /// <summary>The longest wait between two attempts.</summary>
+    internal static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(30);
+
+    private readonly PollLeaseOptions _options;
+    private readonly ShutdownBudget _budget;
+    private readonly Func<IConnectionMultiplexer>? _external;
+    private readonly PollLeaseRedisOptions _hooks;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly TaskCompletionSource<IConnectionMultiplexer> _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly object _lock = new();
+    private Task? _loop;
+    private int _failures;
+    private bool _handedOver;
+    private int _disposed;
+
+    /// <param name="options">The instance's options (connection string, instance id).</param>
+    /// <param name="hooks">Callbacks run on the connection options before connecting.</param>
+    /// <param name="budget">The instance's stop budget.</param>
+    /// <param name="time">Clock for the retry delays.</param>
+    /// <param name="loggerFactory">Logging.</param>
+    /// <param name="external">
+    /// The application's own multiplexer (registered before AddPollLease), resolved on the background task; null to
+    /// connect from <see cref="PollLeaseOptions.Redis"/>.
+    /// </param>
+    public PollLeaseConnection(
+        IOptions<PollLeaseOptions> options,
+        IOptions<PollLeaseRedisOptions> hooks,
+        ShutdownBudget budget,
+        TimeProvider time,
+        ILoggerFactory loggerFactory,
+        Func<IConnectionMultiplexer>? external = null)
+    {
+        _budget = budget;
+        _external = external;
+        // The application owns its multiplexer: never dispose it here.
+        _handedOver = external is not null;
+        _options = options.Value;
+        _hooks = hooks.Value;
+        _time = time;
+        _logger = loggerFactory.CreateLogger("PollLease.Redis");
+    }
+
+    /// <summary>Failed attempts so far (a hook that threw, or a connect that threw).</summary>
+    public int Failures => Volatile.Read(ref _failures);
+
+    /// <summary>
+    /// Starts connecting in the background, once (later calls do nothing). Throws at once, naming the setting, when
+    /// the connection string is missing or does not parse: that is configuration, not an outage, and is never retried.
+    /// </summary>
+    public void Start()
+    {
+        lock (_lock)
+        {
+            if (_loop is not null)
+            {
+                return;
+            }
+            if (_external is null)
+            {
+                RedisConnectionFactory.Parse(_options);
+            }
+            _loop = Task.Run(() => ConnectLoopAsync(_stopping.Token), CancellationToken.None);
+        }
+    }
+
+    Task IHostedService.StartAsync(CancellationToken cancellationToken)
+    {
+        Start();
+        return Task.CompletedTask;
+    }
+
+    async Task IHostedService.StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_budget.Spent && _external is null && _connected.Task.IsCompletedSuccessfully)
+        {
+            // Only when the stop ran out of time: a healthy link gets the normal close on dispose.
+            await _connected.Task.Result.CloseAsync(allowCommandsToComplete: false).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Completes with the multiplexer once it exists; starts connecting if nothing did yet.</summary>
+    /// <param name="cancellationToken">Abandons the wait (the connection attempts go on).</param>
+    public Task<IConnectionMultiplexer> GetAsync(CancellationToken cancellationToken)
+    {
+        Start();
+        return _connected.Task.WaitAsync(cancellationToken);
+    }
+
+    private async Task ConnectLoopAsync(CancellationToken stopping)
+    {
+        while (!stopping.IsCancellationRequested)
+        {
+            var connecting = _external is null
+                ? RedisConnectionFactory.ConnectAsync(_options, _hooks, _logger)
+                : Task.Run(_external, CancellationToken.None);
+            try
+            {
+                var redis = await connecting.WaitAsync(stopping).ConfigureAwait(false);
+                _connected.TrySetResult(redis);
+                return;
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+                await DisposeLateAsync(connecting).ConfigureAwait(false);
+                break;
+            }
+            catch (Exception e)
+            {
+                // Anything a hook or the connect throws (no managed identity yet, Entra ID unreachable, DNS): the
+                // instance keeps trying rather than taking the worker down, and says so each time.
+                var failures = Interlocked.Increment(ref _failures);
+                var delay = ElectionBackoff.Compute(failures, FirstRetryDelay, MaxRetryDelay, Random.Shared.NextDouble());
+                HostingLog.ConnectFailed(_logger, e, _options.InstanceId ?? "", failures, delay);
+                try
+                {
+                    await Task.Delay(delay, _time, stopping).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+                {
+                    break;
+                }
+            }
+        }
+        _connected.TrySetCanceled(stopping);
+    }
+
+    /// <summary>
+    /// The multiplexer for the container's <see cref="IConnectionMultiplexer"/> registration, which then owns (and
+    /// disposes) it. The hosted services resolve it only after <see cref="GetAsync"/> completed, so on their path
+    /// this never waits; an application that resolves a Redis-backed service itself before the first connect has
+    /// finished waits here for it, as a synchronous container factory must.
+    /// </summary>
+    public IConnectionMultiplexer TakeForContainer()
+    {
+        Start();
+        var redis = _connected.Task.IsCompletedSuccessfully ? _connected.Task.Result : _connected.Task.GetAwaiter().GetResult();
+        Volatile.Write(ref _handedOver, true);
+        return redis;
+    }
+
+    /// <summary>A connect that was still running when the host stopped: close what it made once it is done.</summary>
+    private async Task DisposeLateAsync(Task<IConnectionMultiplexer> connecting)
+    {
+        try
+        {
+            var late = await connecting.ConfigureAwait(false);
+            await late.DisposeAsync().ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            HostingLog.ConnectFailed(_logger, e, _options.InstanceId ?? "", Failures + 1, TimeSpan.Zero);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        // Registered both as itself and as a hosted service, so the container disposes it twice.
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        Task? loop;
+        lock (_lock)
+        {
+            loop = _loop;
+        }
+        // The loop ends at once when cancelled, or once a connect in flight has finished and its multiplexer is closed;
+        // a hook that never returns is given up on after the stop budget.
+        await StopStep.ObserveAsync(loop, _budget.Length, "connect", _logger, _options.InstanceId ?? "").ConfigureAwait(false);
+        if (_connected.Task.IsCompletedSuccessfully && !Volatile.Read(ref _handedOver))
+        {
+            await _connected.Task.Result.DisposeAsync().ConfigureAwait(false);
+        }
+        _stopping.Dispose();
+    }
+}
