@@ -139,3 +139,78 @@ internal static class BalanceBench
     private static int Moved(BalancedAssignment a, BalancedAssignment b, string[] sessions) =>
         sessions.Count(s => !string.Equals(a.PreferredOwner(s), b.PreferredOwner(s), StringComparison.Ordinal));
 }
+
+/// <summary>
+/// `recompute`: what one instance spends recomputing its assignment when an instance joins or leaves a fleet of N
+/// holding 100,000 sessions, from the fleet's published assignment (the planner's real path), median of several runs.
+/// </summary>
+internal static class RecomputeBench
+{
+    public const int SessionCount = 100_000;
+
+    public static string Run(bool quick)
+    {
+        var runs = quick ? 9 : 21;
+        var md = new StringBuilder();
+        md.AppendLine(CultureInfo.InvariantCulture, $"### recompute: assignment on a membership change, {SessionCount:N0} sessions").AppendLine();
+        md.AppendLine(CultureInfo.InvariantCulture, $"Median (and fastest) of {runs} runs; the machine is shared, so the median carries its load. `Compute` is BalancedAssignment.Compute from the published assignment as a dictionary (the janitor's path: it numbers the sessions and resolves the owners each time); `plan` is one BalancedPlanner.Plan of an instance that sees the change (what a lease cycle spends on it: the planner keeps both across cycles). Target: under 20 ms per instance.").AppendLine();
+        md.AppendLine("| N before | change | Compute | plan |");
+        md.AppendLine("|---:|---|---:|---:|");
+        var sessions = BalanceBench.SessionIds(SessionCount);
+        var active = new HashSet<string>(sessions, StringComparer.Ordinal);
+        var worst = 0.0;
+        foreach (var n in new[] { 10, 50 })
+        {
+            var members = BalanceBench.NodeIds(n + 1, 7);
+            var settled = BalancedAssignment.Compute(members[..n], sessions);
+            var published = PublishedAssignment.Parse(1, PublishedAssignment.Serialize(settled.Owners), out _)!;
+            foreach (var (change, after) in new[] { ("join", members), ("leave", members[1..n]) })
+            {
+                var compute = Median(runs, () => BalancedAssignment.Compute(after, sessions, 0, published.Owners));
+                var self = members[2];
+                var plan = Median(runs, () =>
+                {
+                    var planner = NewPlanner();
+                    planner.UseBase(published);
+                    planner.Plan(Input(self, members[..n], settled.SessionsOf(self), active));
+                    return planner;
+                }, planner => planner.Plan(Input(self, after, settled.SessionsOf(self), active)));
+                worst = Math.Max(worst, plan.Median);
+                md.AppendLine(CultureInfo.InvariantCulture, $"| {n} | {change} | {compute.Median:0.0} ms ({compute.Min:0.0}) | {plan.Median:0.0} ms ({plan.Min:0.0}) |");
+            }
+        }
+        var fifty = BalanceBench.NodeIds(50, 7);
+        var stateless = Median(runs, () => BalancedAssignment.Compute(fifty, sessions));
+        md.AppendLine(CultureInfo.InvariantCulture, $"| 50 | none published: stateless, every session scored against every instance | {stateless.Median:0.0} ms ({stateless.Min:0.0}) | - |");
+        md.AppendLine();
+        md.AppendLine(CultureInfo.InvariantCulture, $"Slowest plan on a membership change, median: **{worst:0.0} ms** (target < 20 ms).");
+        md.AppendLine();
+        return md.ToString();
+    }
+
+    private static BalancedPlanner NewPlanner() => new(0, TimeProvider.System, PlannerTimings.From(new PollLease.Coordination.PollLeaseOptions()));
+
+    private static LeasePlanInput Input(string self, string[] live, IReadOnlyList<string> held, HashSet<string> active) =>
+        new(self, live, active, held.ToHashSet(StringComparer.Ordinal), new Dictionary<string, string>(), new HashSet<string>(), new Dictionary<string, string>());
+
+    private static (double Median, double Min) Median(int runs, Func<object> action) => Median(runs, () => 0, _ => action());
+
+    private static (double Median, double Min) Median<T>(int runs, Func<T> setup, Action<T> action)
+    {
+        var times = new List<double>();
+        for (var i = 0; i < runs + 1; i++)
+        {
+            var state = setup();
+            GC.Collect();
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            action(state);
+            if (i > 0)
+            {
+                // The first run warms up (JIT, caches); it is not counted.
+                times.Add(watch.Elapsed.TotalMilliseconds);
+            }
+        }
+        times.Sort();
+        return (times[times.Count / 2], times[0]);
+    }
+}

@@ -30,7 +30,7 @@ internal static class ProfileBench
         {
             var nodes = BalanceBench.NodeIds(n, 5);
             Row($"BalancedAssignment.Compute, N = {n} (on every membership change)", Times(repeats, () => BalancedAssignment.Compute(nodes, ids)));
-            var planner = new BalancedPlanner(0, TimeProvider.System, TimeSpan.FromSeconds(12));
+            var planner = new BalancedPlanner(0, TimeProvider.System, PlannerTimings.From(new PollLeaseOptions()));
             var mine = BalancedAssignment.Compute(nodes, ids).SessionsOf(nodes[0]).ToHashSet(StringComparer.Ordinal);
             var input = new LeasePlanInput(nodes[0], nodes, ids, mine, new Dictionary<string, string>(), new HashSet<string>(), new Dictionary<string, string>());
             planner.Plan(input);

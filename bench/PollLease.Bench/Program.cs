@@ -2,8 +2,8 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using PollLease.Bench;
 
-// bench/PollLease.Bench: `balance`, `hash`, `failover`, `peers`, `scale`, `profile`, `dataloss` or `all`, optionally `--quick`. Prints markdown and writes it
-// to bench/results/<section>.md (figures, not pass/fail: the README quotes them). `profile` and `dataloss` are not part of `all`.
+// bench/PollLease.Bench: `balance`, `recompute`, `hash`, `failover`, `peers`, `scale`, `profile`, `dataloss` or `all`, optionally `--quick`. Prints
+// markdown and writes it to bench/results/<section>.md (figures, not pass/fail: the README quotes them). `profile` and `dataloss` are not part of `all`.
 var section = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "all";
 var quick = args.Contains("--quick");
 // `scale --points=20x10000,50x100000` measures only those N x S points (before/after comparisons).
@@ -12,7 +12,7 @@ var points = args.Where(a => a.StartsWith("--points=", StringComparison.Ordinal)
     .Select(p => p.Split('x'))
     .Select(p => (int.Parse(p[0], CultureInfo.InvariantCulture), int.Parse(p[1], CultureInfo.InvariantCulture)))
     .ToArray();
-var known = new[] { "balance", "hash", "failover", "peers", "scale", "profile", "dataloss", "all" };
+var known = new[] { "balance", "recompute", "hash", "failover", "peers", "scale", "profile", "dataloss", "all" };
 if (!known.Contains(section))
 {
     await Console.Error.WriteLineAsync($"bench: unknown section '{section}'; use one of {string.Join(", ", known)} [--quick]");
@@ -41,6 +41,10 @@ if (section is "hash" or "all")
 if (section is "balance" or "all")
 {
     await EmitAsync("balance", BalanceBench.Run(quick) + BalanceBench.Summary(quick, 0.1) + BalanceBench.Summary(quick, 0.25));
+}
+if (section is "recompute" or "all")
+{
+    await EmitAsync("recompute", RecomputeBench.Run(quick));
 }
 if ((section is "failover" or "all") && !await WithRedisAsync("failover", FailoverBench.RunAsync))
 {

@@ -15,7 +15,19 @@ internal sealed record LeasePlanInput(
     IReadOnlySet<string> Held,
     IReadOnlyDictionary<string, string> HeldElsewhere,
     IReadOnlySet<string> HandedOff,
-    IReadOnlyDictionary<string, string> Orphaned);
+    IReadOnlyDictionary<string, string> Orphaned)
+{
+    /// <summary>
+    /// Each live instance's heartbeat age by server time when the fleet view was read (how long since it last
+    /// heartbeat): an instance that stopped heartbeating cannot take sessions. Empty: unknown, every instance counts.
+    /// </summary>
+    public IReadOnlyDictionary<string, TimeSpan> HeartbeatAge { get; init; } = EmptyAges;
+
+    /// <summary>How long ago the fleet view (<see cref="LiveNodes"/>, <see cref="HeartbeatAge"/>) was read.</summary>
+    public TimeSpan ViewAge { get; init; }
+
+    private static readonly IReadOnlyDictionary<string, TimeSpan> EmptyAges = new Dictionary<string, TimeSpan>();
+}
 
 /// <summary>What to acquire and what to release (with the reason) in this cycle's round trip.</summary>
 internal sealed record LeasePlan(IReadOnlyList<string> Acquire, IReadOnlyList<(string SessionId, string Reason)> Release);

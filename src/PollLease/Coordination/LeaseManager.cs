@@ -46,7 +46,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     /// <param name="meterFactory">Metrics; a private meter by default.</param>
     public LeaseManager(IConnectionMultiplexer redis, PollLeaseOptions options, ISessionDirectory sessions, TimeProvider? timeProvider = null,
         ILoggerFactory? loggerFactory = null, IMeterFactory? meterFactory = null)
-        : this(redis, options, sessions, DefaultPlanner(options, timeProvider), timeProvider, loggerFactory, meterFactory)
+        : this(redis, options, sessions, DefaultPlanner(options, timeProvider, loggerFactory), timeProvider, loggerFactory, meterFactory)
     {
     }
 
@@ -234,8 +234,9 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         _cycleGate.Dispose();
     }
 
-    private static BalancedPlanner DefaultPlanner(PollLeaseOptions options, TimeProvider? time) =>
-        new(options?.BalanceEpsilon ?? throw new ArgumentNullException(nameof(options)), time ?? TimeProvider.System, options.HeartbeatTtl + options.CycleInterval);
+    private static BalancedPlanner DefaultPlanner(PollLeaseOptions options, TimeProvider? time, ILoggerFactory? loggerFactory) =>
+        new(options?.BalanceEpsilon ?? throw new ArgumentNullException(nameof(options)), time ?? TimeProvider.System, PlannerTimings.From(options),
+            loggerFactory?.CreateLogger("PollLease.Assignment"));
 
     /// <summary>Runs <paramref name="body"/> under the cycle gate: requests of one instance never overlap.</summary>
     private async Task<T> GatedAsync<T>(Func<Task<T>> body, CancellationToken cancellationToken)

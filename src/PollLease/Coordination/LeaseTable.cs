@@ -41,6 +41,8 @@ internal sealed class LeaseTable
     private long _anchorLocal;
     private bool _anchored;
     private IReadOnlyList<string> _live = [];
+    private FleetBeats _beats = FleetBeats.None;
+    private readonly TimeSpan _heartbeatTtl;
 
     /// <param name="self">This instance's id.</param>
     /// <param name="options">Validated options.</param>
@@ -50,6 +52,7 @@ internal sealed class LeaseTable
     {
         _self = self;
         _time = time;
+        _heartbeatTtl = options.HeartbeatTtl;
         _validity = Ticks(options.LeaseTtl - options.SafetyMargin);
         var keyTtl = LeaseStore.KeyTtl(options);
         _keyValidity = Ticks(keyTtl - options.SafetyMargin);
@@ -108,7 +111,12 @@ internal sealed class LeaseTable
         lock (_lock)
         {
             var (elsewhere, handedOff, orphaned) = _foreign.Classify(_live, now, _recheck);
-            return new LeasePlanInput(_self, _live, active, _held.Keys.ToHashSet(StringComparer.Ordinal), elsewhere, handedOff, orphaned);
+            // The heartbeat ages let the planner skip instances that are registered but silent (a cut-off link).
+            return new LeasePlanInput(_self, _live, active, _held.Keys.ToHashSet(StringComparer.Ordinal), elsewhere, handedOff, orphaned)
+            {
+                HeartbeatAge = _beats.Ages,
+                ViewAge = _beats.ReadAt == 0 ? TimeSpan.MaxValue : _time.GetElapsedTime(_beats.ReadAt, now),
+            };
         }
     }
 
@@ -199,6 +207,7 @@ internal sealed class LeaseTable
             _anchored = true;
             var dropped = _live.Except(response.LiveNodes, StringComparer.Ordinal).Any();
             Volatile.Write(ref _live, response.LiveNodes);
+            _beats = FleetBeats.From(response, _heartbeatTtl, sent);
             _foreign.FollowHolders(response.HeartbeatExpiry);
             _quarantineUntil = response.Quarantine > TimeSpan.Zero ? sent + Ticks(response.Quarantine) : 0;
             var lost = events.Count(e => e.Kind == LeaseEventKind.Lost);

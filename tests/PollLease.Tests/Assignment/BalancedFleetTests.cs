@@ -87,23 +87,8 @@ public abstract class BalancedFleetTests(RedisFixture fixture)
             }
         }
 
-        // Ownership windows from the events: an Acquired event is stamped after Redis granted the lease; a
-        // Released, Uncertain or Lost one when the holder stopped counting it as owned (before Redis forgets it).
-        foreach (var group in events.Where(e => e.Kind != LeaseEventKind.Renewed).GroupBy(e => e.SessionId))
-        {
-            var windows = group.Where(e => e.Kind == LeaseEventKind.Acquired)
-                .Select(acq => (acq.InstanceId, acq.Token, Start: acq.Timestamp, End: group
-                    .Where(e => e.InstanceId == acq.InstanceId && e.Token == acq.Token && e.Kind is LeaseEventKind.Released or LeaseEventKind.Uncertain or LeaseEventKind.Lost)
-                    .Select(e => e.Timestamp).DefaultIfEmpty(DateTimeOffset.MaxValue).Min()))
-                .OrderBy(w => w.Token)
-                .ToList();
-            for (var i = 1; i < windows.Count; i++)
-            {
-                var (prev, next) = (windows[i - 1], windows[i]);
-                Assert.True(next.Token > prev.Token, $"{group.Key}: token {next.Token} of {next.InstanceId} repeats {prev.InstanceId}'s");
-                Assert.True(prev.End <= next.Start, $"{group.Key}: {prev.InstanceId} (token {prev.Token}) owned it until {prev.End:O}, {next.InstanceId} (token {next.Token}) from {next.Start:O}");
-            }
-        }
+        OwnershipHistory.AssertNoTwoOwners(events);
+        OwnershipHistory.AssertAtMostTwoAcquisitionsPerTtl(events, LeaseTestHost.FastOptions(_prefix).LeaseTtl);
     }
 }
 

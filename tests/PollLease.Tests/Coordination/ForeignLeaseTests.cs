@@ -38,7 +38,7 @@ public abstract class ForeignLeaseTests(RedisFixture fixture)
         var token = taken.Acquire[0].Token;
         Assert.True(token > 0);
 
-        var planner = new RecordingPlanner(new BalancedPlanner(0, TimeProvider.System, options.HeartbeatTtl + options.CycleInterval));
+        var planner = new RecordingPlanner(new BalancedPlanner(0, TimeProvider.System, PlannerTimings.From(options)));
         await using var redis = await fixture.ConnectAsync();
         await using var b = new LeaseManager(redis, options, new StaticSessionDirectory([Session]), planner, null, null, null);
 
