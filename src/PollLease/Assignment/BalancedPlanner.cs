@@ -218,13 +218,13 @@ internal sealed record FleetBeats(IReadOnlyDictionary<string, TimeSpan> Ages, lo
 {
     public static readonly FleetBeats None = new(new Dictionary<string, TimeSpan>(), 0);
 
-    /// <summary>An instance's heartbeat age is the heartbeat TTL less the time its registry entry has left, by server time.</summary>
-    public static FleetBeats From(CycleResponse response, TimeSpan heartbeatTtl, long readAt)
+    /// <summary>An instance's heartbeat age is a beat's lifetime (LeaseTtl: the score is beat time + LeaseTtl) less what its entry has left, by server time.</summary>
+    public static FleetBeats From(CycleResponse response, TimeSpan beatLifetime, long readAt)
     {
         var ages = new Dictionary<string, TimeSpan>(response.HeartbeatExpiry.Count, StringComparer.Ordinal);
         foreach (var (node, expiry) in response.HeartbeatExpiry)
         {
-            ages[node] = heartbeatTtl - TimeSpan.FromMilliseconds(expiry - response.ServerTimeMs);
+            ages[node] = beatLifetime - TimeSpan.FromMilliseconds(expiry - response.ServerTimeMs);
         }
         return new FleetBeats(ages, readAt);
     }

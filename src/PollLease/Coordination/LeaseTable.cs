@@ -42,7 +42,7 @@ internal sealed class LeaseTable
     private bool _anchored;
     private IReadOnlyList<string> _live = [];
     private FleetBeats _beats = FleetBeats.None;
-    private readonly TimeSpan _heartbeatTtl;
+    private readonly TimeSpan _beatLifetime;
 
     /// <param name="self">This instance's id.</param>
     /// <param name="options">Validated options.</param>
@@ -52,7 +52,8 @@ internal sealed class LeaseTable
     {
         _self = self;
         _time = time;
-        _heartbeatTtl = options.HeartbeatTtl;
+        // A heartbeat's score is the server time of the beat + LeaseTtl: its age is LeaseTtl less what it has left.
+        _beatLifetime = options.LeaseTtl;
         _validity = Ticks(options.LeaseTtl - options.SafetyMargin);
         var keyTtl = LeaseStore.KeyTtl(options);
         _keyValidity = Ticks(keyTtl - options.SafetyMargin);
@@ -207,7 +208,7 @@ internal sealed class LeaseTable
             _anchored = true;
             var dropped = _live.Except(response.LiveNodes, StringComparer.Ordinal).Any();
             Volatile.Write(ref _live, response.LiveNodes);
-            _beats = FleetBeats.From(response, _heartbeatTtl, sent);
+            _beats = FleetBeats.From(response, _beatLifetime, sent);
             _foreign.FollowHolders(response.HeartbeatExpiry);
             _quarantineUntil = response.Quarantine > TimeSpan.Zero ? sent + Ticks(response.Quarantine) : 0;
             var lost = events.Count(e => e.Kind == LeaseEventKind.Lost);
