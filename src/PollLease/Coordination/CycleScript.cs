@@ -6,8 +6,8 @@ namespace PollLease.Coordination;
 
 /// <summary>
 /// The lease cycle's wire protocol in one place: the named KEYS, ARGV and reply fields, the per-session sections,
-/// the Lua that reads them by those names, the request builder and the reply parser. The Lua prelude is generated
-/// from the enums below, so a field is added by adding it to its enum (and reading it by name in Lua and C#).
+/// the Lua that reads them by those names (CycleScript.Lua.cs), the request builder and the reply parser. A field is
+/// added to its enum, to the Lua prelude (a test checks the two agree) and read by name in Lua and C#.
 /// </summary>
 /// <remarks>
 /// Model (an etcd lease / Consul session): a lease key holds <c>owner|token</c> and is valid while its owner's
@@ -17,7 +17,7 @@ namespace PollLease.Coordination;
 /// the keys of a fleet that died vanish without a janitor; the per-instance index <c>{p}:held:{id}</c> lets the
 /// script find and delete every lease of an instance that leaves or whose heartbeat lapsed.
 /// </remarks>
-internal static class CycleScript
+internal static partial class CycleScript
 {
     /// <summary>Fixed KEYS, 1-based, before the per-session sections.</summary>
     public enum Key
@@ -124,206 +124,11 @@ internal static class CycleScript
     /// <summary>Release entry: KEYS lease, poll-time; ARGV expected value, poll start ms or ''.</summary>
     public const int ReleaseKeys = 2, ReleaseArgs = 2;
 
-    /// <summary>The body; it reads KEYS, ARGV and reply slots only through the names the prelude defines.</summary>
-    public const string Body = """
-        -- Time is the server's, never a client's clock.
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        -- A call executed after its client stopped waiting would hold sessions nobody polls: it changes nothing.
-        local notafter = tonumber(ARG_NotAfterMs)
-        if notafter > 0 and now > notafter then
-          return redis.error_reply('LATE ' .. string.format('%d', now))
-        end
-        local me = ARG_Instance
-        local mine = me .. '|'
-        local ttl = tonumber(ARG_LeaseTtlMs)
-        local keyttl = tonumber(ARG_KeyTtlMs)
-        local mode = tonumber(ARG_Mode)
-        local prefix = ARG_LeasePrefix
-        local out = {}
-        out[OUT_Swept] = 0
-        -- Redis lost data (restart, FLUSHALL, failover to a replica that missed writes): a new epoch and a quarantine.
-        local epoch, quarantine = epoch_guard(KEY_Epoch, ARG_Channel, me, now, ttl)
-
-        -- A key of the wrong type (written by hand) costs its own session, never the whole cycle.
-        local function get(key)
-          local value = redis.pcall('GET', key)
-          if type(value) == 'table' and value.err then return 'wrong-type' end
-          return value
-        end
-
-        -- Deletes every lease this instance's index names that still carries this instance's value.
-        local function sweep()
-          local n = 0
-          for _, name in ipairs(redis.call('SMEMBERS', KEY_Held)) do
-            local key = prefix .. name
-            local cur = get(key)
-            if cur and string.sub(cur, 1, #mine) == mine then
-              redis.call('DEL', key)
-              n = n + 1
-            end
-          end
-          redis.call('DEL', KEY_Held)
-          return n
-        end
-
-        -- The heartbeat: every lease of this instance is valid while this score is ahead of server time, so this
-        -- one ZADD renews them all. Found expired or missing (Redis lost it, or the instance stalled past it),
-        -- others may already have taken its leases: all are deleted and the client drops them. So are leases
-        -- granted in an earlier epoch: after a loss nothing proves them (a replica may hold an older heartbeat).
-        local lapsed = 0
-        if mode > 0 then
-          local beat = tonumber(redis.call('ZSCORE', KEY_Nodes, me))
-          local stale = ARG_KnownEpoch ~= '' and ARG_KnownEpoch ~= epoch
-          if mode == MODE_Beat and (not beat or beat <= now or stale) then
-            lapsed = 1
-            out[OUT_Swept] = sweep()
-            redis.call('PUBLISH', ARG_Channel, 'reset|' .. me)
-          end
-          redis.call('ZADD', KEY_Nodes, now + ttl, me)
-          redis.call('SET', KEY_Node, ARG_Metadata, 'PX', tonumber(ARG_HeartbeatTtlMs))
-          if mode == MODE_Register then redis.call('PUBLISH', ARG_Channel, 'joined|' .. me) end
-        end
-
-        local k = KEYS_FIXED
-        local a = ARGS_FIXED
-
-        -- Refresh: move a slice of leases' safety expiry on, and record poll starts, where the lease is still ours.
-        local failed = {}
-        for i = 1, tonumber(ARG_RefreshCount) do
-          local lease, polled = KEYS[k + 1], KEYS[k + 2]
-          local expected, polledAt = ARGV[a + 1], ARGV[a + 2]
-          k = k + REFRESH_KEYS
-          a = a + REFRESH_ARGS
-          local cur = get(lease)
-          if cur == expected then
-            redis.call('PEXPIRE', lease, keyttl)
-            if polledAt ~= '' then redis.call('SET', polled, polledAt, 'PX', keyttl) end
-          else
-            failed[#failed + 1] = i
-            failed[#failed + 1] = cur or 0
-            redis.call('SREM', KEY_Held, string.sub(lease, #prefix + 1))
-          end
-        end
-
-        -- Acquire: a free key, one of ours, or one whose holder's heartbeat expired is taken with a new token,
-        -- max(last + 1, server ms): increasing per session even after Redis restarts empty.
-        local acquired = {}
-        for i = 1, tonumber(ARG_AcquireCount) do
-          local lease, fence, polled = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
-          k = k + ACQUIRE_KEYS
-          local cur = get(lease)
-          local wait = -1
-          if quarantine > 0 then
-            -- An owner of a lease Redis lost may still poll until its local deadline: nobody takes anything yet.
-            cur = ''
-            wait = quarantine
-          elseif cur and string.sub(cur, 1, #mine) ~= mine then
-            local holder = string.match(cur, '^(.+)|%d+$')
-            if holder then
-              local beat = tonumber(redis.call('ZSCORE', KEY_Nodes, holder))
-              if beat and beat > now then wait = beat - now end
-            else
-              -- Not a lease value: left alone, looked at again when it expires or a lease TTL later.
-              local pttl = redis.call('PTTL', lease)
-              wait = (pttl > 0) and pttl or ttl
-            end
-          end
-          local j = 4 * (i - 1)
-          if wait >= 0 then
-            acquired[j + 1] = ''
-            acquired[j + 2] = cur
-            acquired[j + 3] = wait
-            acquired[j + 4] = ''
-          else
-            local last = tonumber(get(fence)) or 0
-            local tok = string.format('%d', math.max(last + 1, now))
-            redis.call('SET', lease, mine .. tok, 'PX', keyttl)
-            redis.call('SET', fence, tok)
-            redis.call('SADD', KEY_Held, string.sub(lease, #prefix + 1))
-            local at = get(polled)
-            acquired[j + 1] = tok
-            acquired[j + 2] = ''
-            acquired[j + 3] = 0
-            acquired[j + 4] = (at and at ~= 'wrong-type') and at or ''
-          end
-        end
-
-        -- Release: compare the value, record the last poll start for the next owner, delete, announce.
-        local released = {}
-        local names = {}
-        for i = 1, tonumber(ARG_ReleaseCount) do
-          local lease, polled = KEYS[k + 1], KEYS[k + 2]
-          local expected, polledAt = ARGV[a + 1], ARGV[a + 2]
-          k = k + RELEASE_KEYS
-          a = a + RELEASE_ARGS
-          local name = string.sub(lease, #prefix + 1)
-          if get(lease) == expected then
-            if polledAt ~= '' then redis.call('SET', polled, polledAt, 'PX', keyttl) end
-            redis.call('DEL', lease)
-            released[i] = 1
-            names[#names + 1] = name
-          else
-            released[i] = 0
-          end
-          redis.call('SREM', KEY_Held, name)
-        end
-        if #names > 0 then
-          redis.call('PUBLISH', ARG_Channel, 'released|' .. me .. '|' .. table.concat(names, ','))
-        end
-
-        if mode < 0 then
-          -- Leaving: whatever the index still names (a cycle the client stopped waiting for ran before this call:
-          -- one connection runs scripts in send order) is deleted, then the heartbeat goes.
-          out[OUT_Swept] = out[OUT_Swept] + sweep()
-          redis.call('ZREM', KEY_Nodes, me)
-          redis.call('DEL', KEY_Node)
-          redis.call('PUBLISH', ARG_Channel, 'left|' .. me)
-        elseif mode > 0 then
-          redis.call('PEXPIRE', KEY_Held, keyttl)
-        end
-        redis.call('ZREMRANGEBYSCORE', KEY_Nodes, '-inf', '(' .. string.format('%d', now - tonumber(ARG_HeartbeatTtlMs)))
-        out[OUT_ServerTimeMs] = now
-        out[OUT_Lapsed] = lapsed
-        out[OUT_Live] = redis.call('ZRANGEBYSCORE', KEY_Nodes, '(' .. string.format('%d', now), '+inf', 'WITHSCORES')
-        out[OUT_RefreshFailed] = failed
-        out[OUT_Acquired] = acquired
-        out[OUT_Released] = released
-        out[OUT_CatalogVersion] = redis.call('GET', KEY_SessionsVersion) or ''
-        out[OUT_Epoch] = epoch
-        out[OUT_QuarantineMs] = quarantine
-        return out
-        """;
-
-    /// <summary>The script sent to Redis: the generated prelude naming every field, then <see cref="Body"/>.</summary>
-    public static readonly string Lua = Prelude() + DataLossGuard.Lua + Body;
-
     private static readonly RedisScript Script = new(Lua);
 
     private static readonly int KeysFixed = Enum.GetValues<Key>().Length;
     private static readonly int ArgsFixed = Enum.GetValues<Arg>().Length;
     private static readonly int OutCount = Enum.GetValues<Out>().Length;
-
-    private static string Prelude()
-    {
-        var lua = new StringBuilder("-- Generated from CycleScript's Key, Arg and Out enums.\n");
-        foreach (var k in Enum.GetValues<Key>())
-        {
-            lua.Append(CultureInfo.InvariantCulture, $"local KEY_{k} = KEYS[{(int)k}]\n");
-        }
-        foreach (var a in Enum.GetValues<Arg>())
-        {
-            lua.Append(CultureInfo.InvariantCulture, $"local ARG_{a} = ARGV[{(int)a}]\n");
-        }
-        foreach (var o in Enum.GetValues<Out>())
-        {
-            lua.Append(CultureInfo.InvariantCulture, $"local OUT_{o} = {(int)o}\n");
-        }
-        lua.Append(CultureInfo.InvariantCulture, $"local KEYS_FIXED, ARGS_FIXED = {Enum.GetValues<Key>().Length}, {Enum.GetValues<Arg>().Length}\n");
-        lua.Append(CultureInfo.InvariantCulture, $"local REFRESH_KEYS, REFRESH_ARGS, ACQUIRE_KEYS, RELEASE_KEYS, RELEASE_ARGS = {RefreshKeys}, {RefreshArgs}, {AcquireKeys}, {ReleaseKeys}, {ReleaseArgs}\n");
-        lua.Append(CultureInfo.InvariantCulture, $"local MODE_Beat, MODE_Register = {(int)HeartbeatMode.Beat}, {(int)HeartbeatMode.Register}\n");
-        return lua.ToString();
-    }
 
     /// <summary>Builds KEYS and ARGV for <paramref name="request"/>.</summary>
     public static (RedisKey[] Keys, RedisValue[] Args) Build(CycleContext c, CycleRequest request, long notAfterMs, string knownEpoch = "")

@@ -81,8 +81,17 @@ internal sealed class CycleSender(LeaseStore store, LeaseTable table, LeaseNotif
     }
 
     /// <summary>True when Redis holds this instance's lease of <paramref name="sessionId"/> under <paramref name="token"/> (the strict check).</summary>
-    public async Task<bool> HoldsAsync(string sessionId, long token, CancellationToken cancellationToken) =>
-        await store.GetLeaseValueAsync(sessionId).WaitAsync(options.OperationTimeout, time, cancellationToken).ConfigureAwait(false) == LeaseValue.Format(instanceId, token);
+    /// <remarks>Another value means the lease is not ours whatever the table believed: it is dropped at once.</remarks>
+    public async Task<bool> HoldsAsync(string sessionId, long token, CancellationToken cancellationToken)
+    {
+        var found = await store.GetLeaseValueAsync(sessionId).WaitAsync(options.OperationTimeout, time, cancellationToken).ConfigureAwait(false);
+        if (found == LeaseValue.Format(instanceId, token))
+        {
+            return true;
+        }
+        table.Taken(sessionId, token, found ?? "");
+        return false;
+    }
 
     /// <summary>
     /// The stop's request: releases <paramref name="release"/>, deletes whatever the instance's index still names and

@@ -1,14 +1,51 @@
 namespace PollLease.Coordination;
 
 /// <summary>
-/// What an instance has learnt of leases other instances hold: who, and until when (their holder's heartbeat
-/// expiry). Not thread-safe: <see cref="LeaseTable"/> calls it under its lock.
+/// What an instance has learnt of the other instances: which are live, and the leases they hold, until when (their
+/// holder's heartbeat expiry). Not thread-safe (but <see cref="Live"/>): <see cref="LeaseTable"/> calls it under its lock.
 /// </summary>
 internal sealed class ForeignLeases(TimeProvider time, TimeSpan leaseTtl, Action<string, string>? malformed = null)
 {
     private static readonly TimeSpan MinWait = TimeSpan.FromMilliseconds(3);
 
     private readonly Dictionary<string, Foreign> _known = new(StringComparer.Ordinal);
+    private IReadOnlyList<string> _live = [];
+
+    /// <summary>Live instances as of the last answer (or event), sorted; readable without the table's lock.</summary>
+    public IReadOnlyList<string> Live => Volatile.Read(ref _live);
+
+    /// <summary>Takes the live set of an answer; true when an instance dropped out (its sessions are free).</summary>
+    public bool SetLive(IReadOnlyList<string> live)
+    {
+        var dropped = _live.Except(live, StringComparer.Ordinal).Any();
+        Volatile.Write(ref _live, live);
+        return dropped;
+    }
+
+    /// <summary>
+    /// Another instance announced it released <paramref name="sessions"/> (left to their preferred owner until
+    /// <paramref name="until"/>), joined, left, or lost its heartbeat (its leases were deleted: forget them).
+    /// </summary>
+    public bool OnFleetEvent(FleetEvents.Kind kind, string sender, IEnumerable<string> sessions, long now, long until)
+    {
+        if (kind == FleetEvents.Kind.Released)
+        {
+            HandedOff(sender, sessions, now, until);
+            return true;
+        }
+        var live = kind switch
+        {
+            FleetEvents.Kind.Joined => _live.Contains(sender, StringComparer.Ordinal) ? _live : [.. _live, sender],
+            FleetEvents.Kind.Left => _live.Where(n => n != sender).ToArray(),
+            _ => _live,
+        };
+        Volatile.Write(ref _live, live.Order(StringComparer.Ordinal).ToArray());
+        if (kind is FleetEvents.Kind.Left or FleetEvents.Kind.Reset)
+        {
+            Forget(sender);
+        }
+        return true;
+    }
 
     /// <summary>How early a foreign lease counts as expired: wake-ups timed for an expiry can fire a hair early.</summary>
     private long Tolerance => Ticks(MinWait * 2);
@@ -82,13 +119,12 @@ internal sealed class ForeignLeases(TimeProvider time, TimeSpan leaseTtl, Action
     /// heartbeating). Knowledge older than <paramref name="recheck"/> counts as none, so the session is probed again:
     /// an expiry kept moving by the holder's heartbeat must not hide a release whose event was lost.
     /// </summary>
-    public (Dictionary<string, string> Elsewhere, HashSet<string> HandedOff, Dictionary<string, string> Orphaned) Classify(
-        IReadOnlyList<string> liveNodes, long now, long recheck)
+    public (Dictionary<string, string> Elsewhere, HashSet<string> HandedOff, Dictionary<string, string> Orphaned) Classify(long now, long recheck)
     {
         var elsewhere = new Dictionary<string, string>(StringComparer.Ordinal);
         var handedOff = new HashSet<string>(StringComparer.Ordinal);
         var orphaned = new Dictionary<string, string>(StringComparer.Ordinal);
-        var live = new HashSet<string>(liveNodes, StringComparer.Ordinal);
+        var live = new HashSet<string>(_live, StringComparer.Ordinal);
         // A wake-up timed for an expiry can fire a hair early; Redis decides anyway.
         var expiredBy = now + Tolerance;
         foreach (var (session, f) in _known)

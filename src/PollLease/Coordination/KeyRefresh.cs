@@ -56,9 +56,12 @@ internal sealed class KeyRefresh(long refreshPeriod, double cyclesPerRefresh, in
         var picked = new HashSet<string>(StringComparer.Ordinal);
         foreach (var session in _reports)
         {
-            var e = held[session];
-            refresh.Add(new HeldLease(session, e.Token, toServerMs(e.LastPoll)));
-            picked.Add(session);
+            // A lease given up since its poll start was reported (lost, released) has nothing left to record.
+            if (held.TryGetValue(session, out var e))
+            {
+                refresh.Add(new HeldLease(session, e.Token, toServerMs(e.LastPoll)));
+                picked.Add(session);
+            }
         }
         _reports.Clear(); // sent; a failed request reports them again
         var quota = picked.Count + Math.Min(cap, (int)Math.Ceiling(held.Count / cyclesPerRefresh));

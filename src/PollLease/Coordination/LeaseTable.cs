@@ -19,7 +19,7 @@ internal sealed class LeaseTable
     internal const int MaxRefreshPerCycle = 1000;
 
     /// <summary>Most sessions one request tries to acquire; the rest follow in the next cycles, run at once.</summary>
-    internal const int MaxAcquirePerCycle = 500;
+    internal const int MaxAcquirePerCycle = 250;
 
     private readonly object _lock = new();
     private readonly string _self;
@@ -31,6 +31,7 @@ internal sealed class LeaseTable
     private readonly Dictionary<string, HeldEntry> _held = new(StringComparer.Ordinal);
     private readonly KeyRefresh _refresh;
     private readonly RequestRetries _retries = new();
+    private readonly List<LeaseEvent> _pending = [];
     private bool _closed;
     private bool _acquireBacklog;
     private readonly ForeignLeases _foreign;
@@ -40,7 +41,6 @@ internal sealed class LeaseTable
     private long _anchorServerMs;
     private long _anchorLocal;
     private bool _anchored;
-    private IReadOnlyList<string> _live = [];
     private FleetBeats _beats = FleetBeats.None;
     private readonly TimeSpan _beatLifetime;
 
@@ -64,7 +64,7 @@ internal sealed class LeaseTable
     }
 
     /// <summary>Live instances as of the last answer (or event), sorted.</summary>
-    public IReadOnlyList<string> LiveNodes => Volatile.Read(ref _live);
+    public IReadOnlyList<string> LiveNodes => _foreign.Live;
 
     public int Count => Locked(() => _held.Count);
 
@@ -94,6 +94,8 @@ internal sealed class LeaseTable
     {
         lock (_lock)
         {
+            events.AddRange(_pending);
+            _pending.Clear();
             if (now < _beatValidUntil && (_refresh.Head(_held) is not { } oldest || now < oldest.KeyValidUntil))
             {
                 return; // one heartbeat deadline for all, and the least recently refreshed key is the first to run out
@@ -111,9 +113,9 @@ internal sealed class LeaseTable
     {
         lock (_lock)
         {
-            var (elsewhere, handedOff, orphaned) = _foreign.Classify(_live, now, _recheck);
+            var (elsewhere, handedOff, orphaned) = _foreign.Classify(now, _recheck);
             // The heartbeat ages let the planner skip instances that are registered but silent (a cut-off link).
-            return new LeasePlanInput(_self, _live, active, _held.Keys.ToHashSet(StringComparer.Ordinal), elsewhere, handedOff, orphaned)
+            return new LeasePlanInput(_self, _foreign.Live, active, _held.Keys.ToHashSet(StringComparer.Ordinal), elsewhere, handedOff, orphaned)
             {
                 HeartbeatAge = _beats.Ages,
                 ViewAge = _beats.ReadAt == 0 ? TimeSpan.MaxValue : _time.GetElapsedTime(_beats.ReadAt, now),
@@ -206,8 +208,7 @@ internal sealed class LeaseTable
             _anchorServerMs = response.ServerTimeMs;
             _anchorLocal = sent;
             _anchored = true;
-            var dropped = _live.Except(response.LiveNodes, StringComparer.Ordinal).Any();
-            Volatile.Write(ref _live, response.LiveNodes);
+            var dropped = _foreign.SetLive(response.LiveNodes);
             _beats = FleetBeats.From(response, _beatLifetime, sent);
             _foreign.FollowHolders(response.HeartbeatExpiry);
             _quarantineUntil = response.Quarantine > TimeSpan.Zero ? sent + Ticks(response.Quarantine) : 0;
@@ -243,6 +244,19 @@ internal sealed class LeaseTable
             return new CycleApplied(acquired, renewed, events.Count(e => e.Kind == LeaseEventKind.Lost) - lost, dropped, failovers);
         }
     }
+
+    /// <summary>
+    /// The strict check found another value (<paramref name="found"/>) in the lease's key: it stops counting as owned
+    /// now, and its Lost event comes with the next cycle's.
+    /// </summary>
+    public void Taken(string session, long token, string found) => Locked(() =>
+    {
+        if (_held.TryGetValue(session, out var e) && e.Token == token && _held.Remove(session))
+        {
+            _pending.Add(Event(LeaseEventKind.Lost, session, token, found.Length == 0 ? LeaseReasons.Expired : LeaseReasons.Taken));
+        }
+        return true;
+    });
 
     /// <summary>Accepts answers again (the instance starts).</summary>
     public void Open() => Locked(() => _closed = false);
@@ -284,28 +298,8 @@ internal sealed class LeaseTable
     /// Another instance announced on the events channel that it released <paramref name="sessions"/> (left to their
     /// preferred owner for a moment), joined, left, or lost its heartbeat (its leases were deleted: forget them).
     /// </summary>
-    public void OnFleetEvent(FleetEvents.Kind kind, string sender, IEnumerable<string> sessions, long now)
-    {
-        lock (_lock)
-        {
-            if (kind == FleetEvents.Kind.Released)
-            {
-                _foreign.HandedOff(sender, sessions, now, now + _handoffWait);
-                return;
-            }
-            var live = kind switch
-            {
-                FleetEvents.Kind.Joined => _live.Contains(sender, StringComparer.Ordinal) ? _live : [.. _live, sender],
-                FleetEvents.Kind.Left => _live.Where(n => n != sender).ToArray(),
-                _ => _live,
-            };
-            Volatile.Write(ref _live, live.Order(StringComparer.Ordinal).ToArray());
-            if (kind is FleetEvents.Kind.Left or FleetEvents.Kind.Reset)
-            {
-                _foreign.Forget(sender);
-            }
-        }
-    }
+    public void OnFleetEvent(FleetEvents.Kind kind, string sender, IEnumerable<string> sessions, long now) =>
+        Locked(() => _foreign.OnFleetEvent(kind, sender, sessions, now, now + _handoffWait));
 
     /// <summary>How long to sleep: the sooner of <paramref name="delay"/>, the heartbeat deadline (so Lost is reported on
     /// time), the earliest foreign expiry (takeover then) and, when refreshes fell behind, now.</summary>

@@ -29,10 +29,13 @@ public sealed class PollLeaseOptions
     /// </summary>
     public string? Redis { get; set; }
 
-    /// <summary>How long a lease lives in Redis after its last acquire or renew. Default 30 s.</summary>
+    /// <summary>
+    /// How long the instance's heartbeat, and with it every lease the instance holds, lives after its last cycle:
+    /// others may take its leases that long after it stopped. Default 30 s.
+    /// </summary>
     public TimeSpan LeaseTtl { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>How often owned leases are renewed (all of them in one round trip). Default 10 s.</summary>
+    /// <summary>How often the instance heartbeats, which renews every lease it holds at once. Default 10 s.</summary>
     public TimeSpan RenewInterval { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
@@ -41,7 +44,10 @@ public sealed class PollLeaseOptions
     /// </summary>
     public TimeSpan RetryInterval { get; set; } = TimeSpan.FromSeconds(2);
 
-    /// <summary>How long an instance counts as live after its last heartbeat. Default 30 s.</summary>
+    /// <summary>
+    /// How long an instance's expired registry entry (and its metadata key) is kept before any cycle trims it: an
+    /// instance counts as live, and its leases as valid, for <see cref="LeaseTtl"/> after its last heartbeat. Default 30 s.
+    /// </summary>
     public TimeSpan HeartbeatTtl { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>

@@ -535,7 +535,7 @@ public sealed class LeaderElection : IAsyncDisposable
                 .WaitAsync(_options.OperationTimeout, _time, cancellationToken).ConfigureAwait(false);
             return (long)released == 1;
         }
-        catch (Exception e) when (e is RedisException or TimeoutException)
+        catch (Exception e) when (e is RedisException or TimeoutException or ObjectDisposedException)
         {
             _metrics.Failed("release");
             ElectionLog.StoreFailed(_logger, e, Role, InstanceId, "release", 1);

@@ -52,8 +52,8 @@ public abstract class LeaseCycleScriptTests(RedisFixture fixture)
         Assert.True(response.Acquire[2].Token > 0);
         Assert.Equal(["node-a"], response.LiveNodes);
 
-        // Refreshing and releasing around the bad key work too.
-        var renewed = await store.RunAsync(new CycleRequest(HeartbeatMode.Beat, [new("fine", response.Acquire[2].Token), new("hashed", 1)], [], [new("fenced", response.Acquire[1].Token)]));
+        // Refreshing and releasing around the bad key work too (a refresh that records a poll start reads the value).
+        var renewed = await store.RunAsync(new CycleRequest(HeartbeatMode.Beat, [new("fine", response.Acquire[2].Token), new("hashed", 1, 123)], [], [new("fenced", response.Acquire[1].Token)]));
         Assert.Null(renewed.RefreshFailed[0]);
         Assert.NotNull(renewed.RefreshFailed[1]);
         if (redisServer)
@@ -67,3 +67,26 @@ public abstract class LeaseCycleScriptTests(RedisFixture fixture)
 public sealed class LeaseCycleScriptTests_RedisServer(RedisServerFixture f) : LeaseCycleScriptTests(f), IClassFixture<RedisServerFixture>;
 
 public sealed class LeaseCycleScriptTests_Garnet(GarnetFixture f) : LeaseCycleScriptTests(f), IClassFixture<GarnetFixture>;
+
+/// <summary>The Lua prelude names exactly the slots of the C# layout: one layout, two spellings kept in step.</summary>
+public sealed class CycleScriptLayoutTests
+{
+    [Fact]
+    public void The_lua_prelude_names_every_key_arg_and_reply_slot_as_the_enums_number_them()
+    {
+        var expected = new List<string> { "-- The names of the KEYS, ARGV and reply slots: a test checks them against CycleScript's Key, Arg and Out enums." };
+        expected.AddRange(Enum.GetValues<CycleScript.Key>().Select(k => $"local KEY_{k} = KEYS[{(int)k}]"));
+        expected.AddRange(Enum.GetValues<CycleScript.Arg>().Select(a => $"local ARG_{a} = ARGV[{(int)a}]"));
+        expected.AddRange(Enum.GetValues<CycleScript.Out>().Select(o => $"local OUT_{o} = {(int)o}"));
+        expected.Add($"local KEYS_FIXED, ARGS_FIXED = {Enum.GetValues<CycleScript.Key>().Length}, {Enum.GetValues<CycleScript.Arg>().Length}");
+        expected.Add($"local REFRESH_KEYS, REFRESH_ARGS, ACQUIRE_KEYS, RELEASE_KEYS, RELEASE_ARGS = {CycleScript.RefreshKeys}, {CycleScript.RefreshArgs}, {CycleScript.AcquireKeys}, {CycleScript.ReleaseKeys}, {CycleScript.ReleaseArgs}");
+        expected.Add($"local MODE_Beat, MODE_Register = {(int)HeartbeatMode.Beat}, {(int)HeartbeatMode.Register}");
+
+        Assert.Equal(expected, CycleScript.Prelude.TrimEnd('\n').Split('\n'));
+        // Every name the body uses is defined by the prelude.
+        foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(CycleScript.Body, @"\b(KEY|ARG|OUT)_\w+"))
+        {
+            Assert.Contains($"local {m.Value} ", CycleScript.Prelude, StringComparison.Ordinal);
+        }
+    }
+}

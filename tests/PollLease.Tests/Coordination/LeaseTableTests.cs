@@ -117,8 +117,11 @@ public sealed class LeaseTableTests
     public void Safety_refreshes_go_round_a_slice_per_cycle_and_a_failed_refresh_loses_the_lease()
     {
         var sessions = Enumerable.Range(0, 1000).Select(i => $"s{i:D4}").ToList();
-        Cycle(new LeasePlan(sessions, []));
-        Cycle(new LeasePlan(sessions.Where(x => _table.State(x, Now) == LeaseState.None).ToList(), [])); // 500 a request
+        for (var taken = 0; taken < 1000; taken += LeaseTable.MaxAcquirePerCycle)
+        {
+            var (request, _) = Cycle(new LeasePlan(sessions.Where(x => _table.State(x, Now) == LeaseState.None).ToList(), []));
+            Assert.Equal(LeaseTable.MaxAcquirePerCycle, request.Acquire.Count); // a long list is split over requests
+        }
         Assert.Equal(1000, _table.Count);
         var keyTtl = LeaseStore.KeyTtl(_options);
         var perCycle = (int)Math.Ceiling(1000 / ((keyTtl / 2) / _options.CycleInterval));
@@ -177,6 +180,19 @@ public sealed class LeaseTableTests
         Assert.DoesNotContain(next.Refresh, r => r.SessionId == "a" && r.PollStartMs != 0);
         var release = _table.BuildRequest(HeartbeatMode.Beat, new LeasePlan([], [("a", LeaseReasons.Rebalance)]), _events);
         Assert.Equal(ServerMs + 1000, Assert.Single(release.Release).PollStartMs);
+    }
+
+    [Fact]
+    public void A_poll_start_reported_for_a_lease_lost_before_the_next_request_is_simply_dropped()
+    {
+        // Found by the chaos suite: the report outlived the lease and every later request failed to build.
+        Cycle(new LeasePlan(["a"], []));
+        _table.PollStarted("a", _table.Held(Now).Single().Token, Now, record: true);
+        Cycle(new LeasePlan([], []), r => Answer(r, lapsed: true));
+
+        var (request, applied) = Cycle(new LeasePlan(["b"], []));
+        Assert.DoesNotContain(request.Refresh, r => r.SessionId == "a");
+        Assert.Equal(1, applied.Acquired);
     }
 
     [Fact]
