@@ -60,7 +60,7 @@ internal sealed partial class RolesService(
         if (_roles is not null)
         {
             // Deletes the leader key this instance holds, so another instance takes the role at once.
-            await _roles.StopAsync(new StopOptions { DemoteTimeout = TimeSpan.FromSeconds(2) }, cancellationToken).ConfigureAwait(false);
+            await _roles.StopAsync(new ElectionStopOptions { DemoteTimeout = TimeSpan.FromSeconds(2) }, cancellationToken).ConfigureAwait(false);
         }
     }
 

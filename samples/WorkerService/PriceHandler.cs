@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using PollLease.Polling;
-using PollLease.State;
+using PollLease.Messages;
 
 namespace WorkerService;
 
