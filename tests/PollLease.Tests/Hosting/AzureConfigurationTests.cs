@@ -120,7 +120,7 @@ public sealed partial class AzureConfigurationTests
             .Where(i => i.GetProperty("type").GetInt32() == 3)
             .Select(i => i.GetProperty("content").GetProperty("query").GetString()!)
             .ToList();
-        var readme = File.ReadAllText(Path.Combine(Root, "README.md"));
+        var readme = File.ReadAllText(Path.Combine(Root, "docs", "operations.md"));
         // Deployed with the Application Insights component as its fallback resource, so it opens from the gallery too.
         var workbookBicep = File.ReadAllText(Path.Combine(Root, "infra", "bicep", "modules", "workbook.bicep"));
         Assert.Contains("fallbackResourceIds: [", workbookBicep, StringComparison.Ordinal);
