@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 using PollLease.Bench;
 
 // bench/PollLease.Bench: `balance`, `recompute`, `hash`, `failover`, `peers`, `scale`, `profile`, `dataloss` or `all`, optionally `--quick`. Prints
-// markdown and writes it to bench/results/<section>.md (figures, not pass/fail: the README quotes them). `profile` and `dataloss` are not part of `all`.
+// markdown and writes it to bench/results/<section>.md (figures, not pass/fail: the README and docs quote them). `profile` and `dataloss` are not part of `all`.
 var section = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "all";
 var quick = args.Contains("--quick");
 // `scale --points=20x10000,50x100000` measures only those N x S points (before/after comparisons).

@@ -11,7 +11,7 @@ using PollLease.Polling;
 using StackExchange.Redis;
 
 // The isolated worker is a .NET Generic Host: everything registered here runs in EVERY instance of a scaled-out app,
-// unlike timer functions, which Azure runs on one instance at a time. See README "Azure Functions".
+// unlike timer functions, which Azure runs on one instance at a time. See docs/azure.md.
 var builder = FunctionsApplication.CreateBuilder(args);
 
 // No ConfigureFunctionsWebApplication(): the app has no HTTP triggers, so it needs no ASP.NET Core integration.

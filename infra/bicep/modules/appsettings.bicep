@@ -43,7 +43,7 @@ param pollLease pollLeaseOverrides
 @description('Hosts the http poll handler may fetch.')
 param httpAllowedHosts string[]
 
-// PollLease defaults (README "Options"; PollTraceLevel is the Functions app's own default); `pollLease` overrides them.
+// PollLease defaults (docs/configuration.md; PollTraceLevel is the Functions app's own default); `pollLease` overrides them.
 var defaults = {
   keyPrefix: 'poll'
   leaseTtl: '00:00:30'

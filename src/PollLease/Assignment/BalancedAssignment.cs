@@ -17,7 +17,7 @@ namespace PollLease.Assignment;
 /// quota keeps the sessions it already had, then its best-scored ones, and sheds the rest straight to their
 /// best-scored instances with room. Shedding in one hop matters: a greedy fill that
 /// displaced sessions through full instances moved one session per hop (1.9 x the minimum on a join, against
-/// 1.3 x now; README, "Balance and failover").
+/// 1.3 x now; docs/concepts.md, "Balance and failover").
 /// From previous owners the work is incremental: a session whose previous owner is live costs an array read, and
 /// only sessions that must move (the leaver's, or what over-quota instances shed to a newcomer) are scored against
 /// every instance, so a membership change at 100,000 sessions costs a few milliseconds instead of scoring all

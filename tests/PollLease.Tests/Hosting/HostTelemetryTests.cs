@@ -11,7 +11,7 @@ using PollLease.Tests.Infrastructure;
 namespace PollLease.Tests.Hosting;
 
 /// <summary>
-/// The instruments the README names for Application Insights (owned leases, acquisitions, losses, failovers, poll
+/// The instruments docs/azure.md names for Application Insights (owned leases, acquisitions, losses, failovers, poll
 /// duration) emit from a hosted instance, and the forwarder the Functions app uses hands them on with their tags.
 /// </summary>
 public abstract class HostTelemetryTests(RedisFixture fixture)
