@@ -22,9 +22,8 @@ internal static class DataLossBench
     private const int SessionCount = 200;
 
     /// <summary>The guard alone, as the cycle runs it.</summary>
-    private const string GuardOnly = DataLossGuard.Lua + """
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    private const string GuardOnly = LuaHelpers.Prelude + DataLossGuard.Lua + """
+        local now = server_ms()
         local epoch, quarantine = epoch_guard(KEYS[1], ARGV[1], 'bench', now, 3000)
         return quarantine
         """;
@@ -302,12 +301,18 @@ internal static class DataLossBench
             {
                 try
                 {
-                    await using var mux = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{port},abortConnect=true,connectTimeout=500").ConfigureAwait(false);
+                    await using var mux = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{port},abortConnect=true,connectTimeout=500,allowAdmin=true").ConfigureAwait(false);
                     return new RedisChildProcess(process, port, (await mux.GetServers()[0].InfoAsync("server").ConfigureAwait(false)).SelectMany(g => g).First(p => p.Key == "redis_version").Value);
                 }
                 catch (RedisConnectionException) when (deadline.Elapsed < TimeSpan.FromSeconds(10))
                 {
                     await Task.Delay(50).ConfigureAwait(false);
+                }
+                catch
+                {
+                    process.Kill();
+                    process.Dispose();
+                    throw;
                 }
             }
         }

@@ -5,6 +5,7 @@ using System.Text;
 using PollLease.Assignment;
 using PollLease.Coordination;
 using PollLease.Election;
+using PollLease.Fleet;
 using PollLease.Sessions;
 using StackExchange.Redis;
 

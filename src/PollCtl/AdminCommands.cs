@@ -1,13 +1,14 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using PollCtl.Manifest;
 using PollLease.Coordination;
+using PollLease.Messages;
 using PollLease.Sessions;
-using PollLease.State;
 
 namespace PollCtl;
 
-/// <summary>`pollctl status`, `pollctl sessions ...`, `pollctl messages`: what the seed quickstart did with raw redis-cli.</summary>
+/// <summary>`pollctl status`, `pollctl sessions ...`, `pollctl messages`: the fleet's keys read and edited without raw redis-cli.</summary>
 internal static class AdminCommands
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
@@ -164,7 +165,7 @@ internal static class AdminCommands
                     }
                 }
             }
-            catch (StateLockedException e)
+            catch (StateFileLockedException e)
             {
                 throw new PollCtlException(e.Message);
             }

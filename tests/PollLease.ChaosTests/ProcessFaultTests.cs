@@ -1,5 +1,5 @@
 using PollLease.ChaosTests.Harness;
-using PollLease.State;
+using PollLease.Messages;
 using Xunit.Abstractions;
 
 namespace PollLease.ChaosTests;

@@ -14,15 +14,22 @@ public sealed class RedisFaultTests(ITestOutputHelper output) : IClassFixture<Ch
     /// </summary>
     private static readonly TimeSpan SlowLinkBound = TimeSpan.FromSeconds(30);
 
-    [RedisServerFact("restart with data: SAVE and an RDB file; the embedded Garnet server keeps nothing on disk")]
-    public async Task Redis_restarted_with_its_data_the_fleet_recovers_with_increasing_tokens()
+    /// <summary>Two one-instance children, balanced, every session polled since the returned time.</summary>
+    private static async Task<DateTimeOffset> TwoPollingInstancesAsync(ChaosRun run)
     {
-        await using var run = await ChaosRun.StartAsync(output);
         run.StartChild(1);
         run.StartChild(1);
         await run.WaitBalancedAsync(2, Settle);
         var from = DateTimeOffset.UtcNow;
         await run.WaitAllPolledSinceAsync(from, Settle);
+        return from;
+    }
+
+    [RedisServerFact("restart with data: SAVE and an RDB file; the embedded Garnet server keeps nothing on disk")]
+    public async Task Redis_restarted_with_its_data_the_fleet_recovers_with_increasing_tokens()
+    {
+        await using var run = await ChaosRun.StartAsync(output);
+        var from = await TwoPollingInstancesAsync(run);
 
         // SAVE, kill -9, start on the same port and directory: leases, fences, catalog and logs come back.
         await run.SnapshotAsync();
@@ -39,11 +46,7 @@ public sealed class RedisFaultTests(ITestOutputHelper output) : IClassFixture<Ch
     public async Task Redis_restarted_empty_the_fleet_recovers_with_increasing_tokens()
     {
         await using var run = await ChaosRun.StartAsync(output);
-        run.StartChild(1);
-        run.StartChild(1);
-        await run.WaitBalancedAsync(2, Settle);
-        var from = DateTimeOffset.UtcNow;
-        await run.WaitAllPolledSinceAsync(from, Settle);
+        var from = await TwoPollingInstancesAsync(run);
         await run.SnapshotAsync();
         var before = await run.CheckAsync(from, ChaosRun.GapBound);
 

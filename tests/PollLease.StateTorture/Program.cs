@@ -1,8 +1,7 @@
-using PollLease.Sessions;
-using PollLease.State;
+using PollCtl.Manifest;
 
 // Saves a growing state to args[0] forever, printing "ready" after the first save, so the test can kill it at
-// random points of a save (seed 004 T005: zero corrupted loads after 1,000 kills).
+// random points of a save (the test expects zero corrupted loads after 1,000 kills).
 if (args.Length != 1)
 {
     await Console.Error.WriteLineAsync("usage: PollLease.StateTorture <state path>");

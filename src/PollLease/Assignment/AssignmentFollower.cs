@@ -19,10 +19,8 @@ internal sealed class AssignmentFollower
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly string _instanceId;
-    private readonly WakeSignal _wake = new();
+    private readonly BackgroundLoop _loop;
     private long _version = -1;
-    private CancellationTokenSource? _cts;
-    private Task? _loop;
 
     public AssignmentFollower(AssignmentStore store, Action<PublishedAssignment?> changed, TimeSpan checkInterval, TimeSpan timeout, TimeProvider time, ILogger logger, string instanceId)
     {
@@ -33,54 +31,36 @@ internal sealed class AssignmentFollower
         _time = time;
         _logger = logger;
         _instanceId = instanceId;
+        _loop = new BackgroundLoop(time);
     }
 
     /// <summary>The version of the assignment followed; 0 when none is published, -1 before the first read.</summary>
     public long Version => Interlocked.Read(ref _version);
 
     /// <summary>An <c>assignment|version</c> event arrived: reload now.</summary>
-    public void Signal() => _wake.Set();
+    public void Signal() => _loop.Wake();
 
     /// <summary>Loads the current assignment once (so the first plan already follows it), then follows it in the background.</summary>
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         await RefreshAsync(cancellationToken).ConfigureAwait(false);
-        var cts = new CancellationTokenSource();
-        _cts = cts;
-        _loop = Task.Run(() => LoopAsync(cts.Token), CancellationToken.None);
+        _loop.Start(async ct =>
+        {
+            await RefreshAsync(ct).ConfigureAwait(false);
+            return _checkInterval;
+        }, e =>
+        {
+            AssignmentLog.ReadFailed(_logger, e, _instanceId);
+            return _checkInterval;
+        }, firstDelay: _checkInterval);
     }
 
+    /// <summary>Stops following; a read in flight ends at once (it sees the cancellation) or within its timeout.</summary>
     public async Task StopAsync()
     {
-        var cts = _cts;
-        var loop = _loop;
-        _cts = null;
-        _loop = null;
-        if (cts is null)
+        if (!await _loop.StopAsync(_timeout).ConfigureAwait(false))
         {
-            return;
-        }
-        await cts.CancelAsync().ConfigureAwait(false);
-        if (loop is not null)
-        {
-            await loop.ConfigureAwait(false);
-        }
-        cts.Dispose();
-    }
-
-    private async Task LoopAsync(CancellationToken cancellationToken)
-    {
-        try
-        {
-            while (true)
-            {
-                await _wake.WaitAsync(_checkInterval, _time, cancellationToken).ConfigureAwait(false);
-                await RefreshAsync(cancellationToken).ConfigureAwait(false);
-            }
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            // Stopped with the lease manager.
+            AssignmentLog.ReadFailed(_logger, new TimeoutException($"The assignment read in flight did not end within {_timeout}."), _instanceId);
         }
     }
 

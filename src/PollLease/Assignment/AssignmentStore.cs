@@ -13,7 +13,7 @@ internal sealed class AssignmentStore
     /// (a janitor that lost the role must not overwrite its successor's assignment).
     /// </summary>
     internal const string PublishScript = """
-        if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+        if not holds(KEYS[1], ARGV[1]) then
           return -1
         end
         redis.call('SET', KEYS[2], ARGV[2])
@@ -22,7 +22,8 @@ internal sealed class AssignmentStore
         return v
         """;
 
-    private static readonly RedisScript Publish = new(PublishScript);
+    private const string PublishLua = LuaHelpers.Prelude + PublishScript;
+    private static readonly RedisScript Publish = new(PublishLua);
 
     private readonly IConnectionMultiplexer _redis;
     private readonly RedisKeys _keys;

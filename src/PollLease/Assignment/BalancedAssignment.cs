@@ -23,7 +23,7 @@ namespace PollLease.Assignment;
 /// every instance, so a membership change at 100,000 sessions costs a few milliseconds instead of scoring all
 /// S x N pairs.
 /// </remarks>
-public sealed class BalancedAssignment
+internal sealed class BalancedAssignment
 {
     /// <summary>Top choices per session a shed session tries before a full scan; deeper choices are rarely needed.</summary>
     private const int Choices = 8;
@@ -303,12 +303,12 @@ public sealed class BalancedAssignment
     /// <summary>Every session's assigned instance: what <see cref="Compute(IEnumerable{string}, IEnumerable{string}, double, IReadOnlyDictionary{string, string}?)"/> takes as previous owners.</summary>
     public IReadOnlyDictionary<string, string> Owners => _view ??= new OwnerView(this);
 
-    /// <summary>The instance a session is assigned to, or null when the session is unknown or there are no instances (seed T031).</summary>
+    /// <summary>The instance a session is assigned to, or null when the session is unknown or there are no instances.</summary>
     /// <param name="sessionId">The session.</param>
     public string? PreferredOwner(string sessionId) =>
         sessionId is not null && Sessions.Index.TryGetValue(sessionId, out var i) && _owner[i] >= 0 ? _nodes[_owner[i]] : null;
 
-    /// <summary>True when <paramref name="instanceId"/> is the session's assigned instance (seed T032).</summary>
+    /// <summary>True when <paramref name="instanceId"/> is the session's assigned instance.</summary>
     /// <param name="sessionId">The session.</param>
     /// <param name="instanceId">The instance.</param>
     public bool IsPreferredOwner(string sessionId, string instanceId) => string.Equals(PreferredOwner(sessionId), instanceId, StringComparison.Ordinal);

@@ -9,7 +9,8 @@ namespace PollLease.Assignment;
 /// <param name="StaleAfter">A live instance whose last heartbeat is older than this cannot take sessions: it is planned without.</param>
 /// <param name="HandOffBound">How long a hand-off target has to take the session before the releaser checks.</param>
 /// <param name="LeaseTtl">The window of the two-acquisitions rule and the first hand-off backoff.</param>
-internal sealed record PlannerTimings(TimeSpan StaleAfter, TimeSpan HandOffBound, TimeSpan LeaseTtl)
+/// <param name="Settle">How long the instances that can take sessions must stay the same before sessions are handed off.</param>
+internal sealed record PlannerTimings(TimeSpan StaleAfter, TimeSpan HandOffBound, TimeSpan LeaseTtl, TimeSpan Settle = default)
 {
     /// <summary>
     /// A healthy instance heartbeats once per cycle interval plus one round trip, and a round trip slower than the
@@ -26,7 +27,7 @@ internal sealed record PlannerTimings(TimeSpan StaleAfter, TimeSpan HandOffBound
         var cycle = options.CycleInterval;
         var beforeExpiry = options.LeaseTtl - (2 * cycle);
         var stale = Min(cycle + options.OperationTimeout, beforeExpiry > cycle + options.RetryInterval ? beforeExpiry : cycle + options.RetryInterval);
-        return new(stale, cycle + options.OperationTimeout, options.LeaseTtl);
+        return new(stale, cycle + options.OperationTimeout, options.LeaseTtl, cycle);
     }
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
@@ -46,6 +47,9 @@ internal sealed record PlannerTimings(TimeSpan StaleAfter, TimeSpan HandOffBound
 /// No hand-off to an instance that cannot take it: a stale instance is no target, and
 /// <see cref="HandOffTracker"/> checks every hand-off, backs off from a target that did not take one, and caps
 /// acquisitions of one session at two per lease TTL.
+/// Hand-offs wait until the instances that can take sessions have stayed the same for a cycle, so a fleet that
+/// starts one instance after another moves each session once, when the burst of joins is over, instead of once per
+/// join; the holders keep polling meanwhile.
 /// </remarks>
 internal sealed class BalancedPlanner : ILeasePlanner
 {
@@ -55,6 +59,9 @@ internal sealed class BalancedPlanner : ILeasePlanner
     private readonly HandOffTracker _handOffs;
     private readonly HashSet<string> _stale = new(StringComparer.Ordinal);
     private readonly ILogger _logger;
+    private readonly long _settle;
+    private string[] _lastAble = [];
+    private long _membershipChangedAt;
 
     private BalancedAssignment _current = BalancedAssignment.Compute([], []);
     private object? _sessionSource;
@@ -69,6 +76,7 @@ internal sealed class BalancedPlanner : ILeasePlanner
         _time = time;
         _timings = timings;
         _handOffs = new HandOffTracker(timings.LeaseTtl, timings.HandOffBound, time.TimestampFrequency);
+        _settle = (long)(timings.Settle.TotalSeconds * time.TimestampFrequency);
     }
 
     /// <summary>
@@ -107,7 +115,17 @@ internal sealed class BalancedPlanner : ILeasePlanner
         {
             AssignmentLog.HandOffFailed(_logger, input.Self, session, target, TimeSpan.FromSeconds((double)backoff / _time.TimestampFrequency));
         }
-        var assignment = AssignmentFor(Able(input), input.ActiveSessions);
+        var able = Able(input);
+        able.Sort(StringComparer.Ordinal);
+        if (!able.SequenceEqual(_lastAble, StringComparer.Ordinal))
+        {
+            _lastAble = [.. able];
+            _membershipChangedAt = now;
+        }
+        // A burst of joins (a fleet starting one instance after another) is handed off once, when it is over: the
+        // holders keep polling meanwhile, and each session moves once, straight to its owner among all the newcomers.
+        var settled = now - _membershipChangedAt >= _settle;
+        var assignment = AssignmentFor(able, input.ActiveSessions);
         var acquire = new List<string>();
         foreach (var session in assignment.SessionsOf(input.Self))
         {
@@ -142,7 +160,7 @@ internal sealed class BalancedPlanner : ILeasePlanner
             {
                 continue;
             }
-            if (_handOffs.MayHandOff(session, owner, now))
+            if (settled && _handOffs.MayHandOff(session, owner, now))
             {
                 release.Add((session, LeaseReasons.Rebalance));
                 _handOffs.HandedOff(session, owner, now);
@@ -189,7 +207,6 @@ internal sealed class BalancedPlanner : ILeasePlanner
 
     private BalancedAssignment AssignmentFor(List<string> nodes, IReadOnlyCollection<string> sessions)
     {
-        nodes.Sort(StringComparer.Ordinal);
         var current = _current;
         var published = Volatile.Read(ref _base);
         if (!ReferenceEquals(sessions, _sessionSource))

@@ -15,7 +15,7 @@ internal enum RendezvousHash
     /// </summary>
     XxHash64,
 
-    /// <summary>FNV-1a 64, the seed's choice: kept for comparison.</summary>
+    /// <summary>FNV-1a 64, the first hash used: kept so the balance bench can compare the two.</summary>
     Fnv1a,
 }
 

@@ -42,9 +42,7 @@ internal static partial class CycleScript
 
     /// <summary>The body; it reads KEYS, ARGV and reply slots only through the names the prelude defines.</summary>
     public const string Body = """
-        -- Time is the server's, never a client's clock.
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local now = server_ms()
         -- A call executed after its client stopped waiting would hold sessions nobody polls: it changes nothing.
         local notafter = tonumber(ARG_NotAfterMs)
         if notafter > 0 and now > notafter then
@@ -61,12 +59,7 @@ internal static partial class CycleScript
         -- Redis lost data (restart, FLUSHALL, failover to a replica that missed writes): a new epoch and a quarantine.
         local epoch, quarantine = epoch_guard(KEY_Epoch, ARG_Channel, me, now, ttl)
 
-        -- A key of the wrong type (written by hand) costs its own session, never the whole cycle.
-        local function get(key)
-          local value = redis.pcall('GET', key)
-          if type(value) == 'table' and value.err then return 'wrong-type' end
-          return value
-        end
+        -- get (a shared helper) answers 'wrong-type' for a key written by hand: it costs its own session, never the whole cycle.
 
         -- Deletes every lease this instance's index names that still carries this instance's value.
         local function sweep()
@@ -74,7 +67,7 @@ internal static partial class CycleScript
           for _, name in ipairs(redis.call('SMEMBERS', KEY_Held)) do
             local key = prefix .. name
             local cur = get(key)
-            if cur and string.sub(cur, 1, #mine) == mine then
+            if owned(cur, mine) then
               redis.call('DEL', key)
               n = n + 1
             end
@@ -136,7 +129,7 @@ internal static partial class CycleScript
             -- An owner of a lease Redis lost may still poll until its local deadline: nobody takes anything yet.
             cur = ''
             wait = quarantine
-          elseif cur and string.sub(cur, 1, #mine) ~= mine then
+          elseif cur and not owned(cur, mine) then
             local holder = string.match(cur, '^(.+)|%d+$')
             if holder then
               local beat = tonumber(redis.call('ZSCORE', KEY_Nodes, holder))
@@ -154,10 +147,8 @@ internal static partial class CycleScript
             acquired[j + 3] = wait
             acquired[j + 4] = ''
           else
-            local last = tonumber(get(fence)) or 0
-            local tok = string.format('%d', math.max(last + 1, now))
+            local tok = mint(fence, now)
             redis.call('SET', lease, mine .. tok, 'PX', keyttl)
-            redis.call('SET', fence, tok)
             redis.call('SADD', KEY_Held, string.sub(lease, #prefix + 1))
             local at = get(polled)
             acquired[j + 1] = tok
@@ -213,6 +204,6 @@ internal static partial class CycleScript
         return out
         """;
 
-    /// <summary>The script sent to Redis: <see cref="Prelude"/>, the data-loss guard's function, then <see cref="Body"/>.</summary>
-    public const string Lua = Prelude + DataLossGuard.Lua + Body;
+    /// <summary>The script sent to Redis: <see cref="Prelude"/>, the data-loss guard's functions, then <see cref="Body"/>.</summary>
+    public const string Lua = LuaHelpers.Prelude + Prelude + DataLossGuard.Lua + Body;
 }

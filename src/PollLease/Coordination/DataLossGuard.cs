@@ -34,7 +34,7 @@ internal static class DataLossGuard
     /// Lua shared by the scripts that use the epoch. <c>server_identity()</c>: <c>run_id:master_replid</c> of the
     /// server running the script, '' where INFO is unavailable to scripts. <c>epoch_guard(key, channel, me, now,
     /// ttl)</c>: the current epoch's id and the quarantine left (ms), opening a new epoch when the key is missing,
-    /// malformed or written under another server.
+    /// malformed (of the wrong type included) or written under another server. Both need <see cref="LuaHelpers"/>.
     /// </summary>
     public const string Lua = """
         local function server_identity()
@@ -48,7 +48,7 @@ internal static class DataLossGuard
         end
         local function epoch_guard(key, channel, me, now, ttl)
           local server = server_identity()
-          local cur = redis.pcall('GET', key)
+          local cur = get(key)
           local id, till, stored
           if type(cur) == 'string' then id, till, stored = string.match(cur, '^(%d+)|(%d+)|(.*)$') end
           if not id or stored ~= server then
@@ -63,9 +63,8 @@ internal static class DataLossGuard
         """;
 
     /// <summary>Writes the epoch with no quarantine when there is none yet (KEYS[1] the epoch key); returns 1 when written.</summary>
-    private const string Establish = Lua + """
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    private const string Establish = LuaHelpers.Prelude + Lua + """
+        local now = server_ms()
         if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
         redis.call('SET', KEYS[1], string.format('%d', now) .. '|0|' .. server_identity())
         return 1

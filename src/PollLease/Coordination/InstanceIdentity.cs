@@ -4,10 +4,10 @@ using System.Security.Cryptography;
 namespace PollLease.Coordination;
 
 /// <summary>
-/// Instance ids: <c>hostname-bootUnixMs-random</c> (seed T004), so a restarted process never reuses the id
+/// Instance ids: <c>hostname-bootUnixMs-random</c>, so a restarted process never reuses the id
 /// (and the leases) of its previous life, and a human can still tell which machine an id belongs to.
 /// </summary>
-public static class InstanceIdentity
+internal static class InstanceIdentity
 {
     /// <summary>
     /// The configured id when <paramref name="configured"/> is set (validated by the options), otherwise a new

@@ -32,9 +32,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     private readonly ILogger _logger;
     private readonly LeaseNotifier _notifier;
     private readonly FleetListener _fleet;
-    private readonly WakeSignal _wake = new();
-    private CancellationTokenSource? _loopCts;
-    private Task? _loop;
+    private readonly BackgroundLoop _loop;
 
     /// <summary>Creates a lease manager. Nothing touches Redis until <see cref="StartAsync"/> or a cycle runs.</summary>
     /// <param name="redis">The shared connection (AbortOnConnectFail=false so it reconnects by itself).</param>
@@ -61,11 +59,12 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         InstanceId = InstanceIdentity.Resolve(options.InstanceId, _time);
         Keys = new RedisKeys(options.KeyPrefix);
         _table = new LeaseTable(InstanceId, options, _time, (session, value) => LeaseLog.MalformedLease(_logger, session, value));
+        _loop = new BackgroundLoop(_time);
         _notifier = new LeaseNotifier(_logger, new LeaseMetrics(meterFactory, InstanceId, () => _table.Count), InstanceId);
         var store = new LeaseStore(redis, Keys, InstanceId, options, InstanceIdentity.Metadata(InstanceId, _time));
-        _sender = new CycleSender(store, _table, _notifier, options, _time, _logger, InstanceId, _wake.Set);
+        _sender = new CycleSender(store, _table, _notifier, options, _time, _logger, InstanceId, _loop.Wake);
         _active = new ActiveSessions(sessions, _logger, InstanceId);
-        _fleet = new FleetListener(redis, Keys, _table, planner, options, InstanceId, _time, _logger, _wake.Set);
+        _fleet = new FleetListener(redis, Keys, _table, planner, options, InstanceId, _time, _logger, _loop.Wake);
     }
 
     /// <summary>Raised for every lease change. Handlers run on the cycle's thread; exceptions are logged and ignored.</summary>
@@ -83,7 +82,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     public IReadOnlyList<string> LiveNodes => _table.LiveNodes;
 
     /// <summary>The balanced assignment this instance planned its last cycle with; every instance with the same view computes the same one.</summary>
-    public BalancedAssignment Assignment =>
+    internal BalancedAssignment Assignment =>
         _planner is BalancedPlanner balanced ? balanced.Current : BalancedAssignment.Compute(LiveNodes.Append(InstanceId), ActiveSessions, Options.BalanceEpsilon);
 
     /// <summary>The instance the session is assigned to in <see cref="Assignment"/>, or null.</summary>
@@ -96,7 +95,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     public IReadOnlyCollection<string> ActiveSessions => _active.Current;
 
     /// <summary>True between <see cref="StartAsync"/> and <see cref="StopAsync"/>.</summary>
-    public bool IsRunning => _loop is not null;
+    public bool IsRunning => _loop.IsRunning;
 
     /// <summary>True when this instance holds the session's lease and it is locally valid; no round trip.</summary>
     public bool IsOwned(string sessionId) => GetState(sessionId) == LeaseState.Owned;
@@ -122,7 +121,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     /// <summary>Registers, subscribes to fleet events, runs the first cycle and starts the loop. Redis being down does not fail it.</summary>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
-        if (_loop is not null)
+        if (_loop.IsRunning)
         {
             throw new InvalidOperationException($"Lease manager {InstanceId} is already running.");
         }
@@ -130,8 +129,12 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         LeaseLog.Registered(_logger, InstanceId, Options.KeyPrefix, Options.LeaseTtl, Options.RenewInterval);
         await _fleet.StartAsync(cancellationToken).ConfigureAwait(false);
         await RunCycleAsync(cancellationToken).ConfigureAwait(false);
-        var cts = _loopCts = new CancellationTokenSource();
-        _loop = Task.Run(() => LoopAsync(cts.Token), CancellationToken.None);
+        _loop.Start(CycleStepAsync, e =>
+        {
+            // Anything unexpected must not end the loop: the instance would stop heartbeating while still registered.
+            LeaseLog.CycleFailed(_logger, e, InstanceId, _table.Count);
+            return _table.NextWake(_time.GetTimestamp(), Options.RetryInterval);
+        });
     }
 
     /// <summary>
@@ -153,14 +156,10 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
 
     private async Task<LeaseStopResult> StopCoreAsync(bool release, CancellationToken cancellationToken)
     {
-        var (loop, cts) = (_loop, _loopCts);
-        (_loop, _loopCts) = (null, null);
         var gated = false;
         try
         {
-            await (cts?.CancelAsync() ?? Task.CompletedTask).ConfigureAwait(false);
-            await (loop ?? Task.CompletedTask).WaitAsync(cancellationToken).ConfigureAwait(false);
-            cts?.Dispose();
+            await _loop.StopAsync(Timeout.InfiniteTimeSpan, cancellationToken).ConfigureAwait(false);
             await _fleet.StopAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
             gated = await _sender.EnterAsync(cancellationToken).ConfigureAwait(false);
         }
@@ -217,12 +216,12 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     /// <summary>Runs one cycle now if started and not stopping, else returns null: a timer trigger during a stop must not register again.</summary>
     /// <remarks>StopAsync clears the loop before it takes the gate, so a trigger queued behind its release sees it.</remarks>
     internal Task<LeaseCycleResult?> RunCycleIfRunningAsync(CancellationToken cancellationToken) =>
-        _sender.GatedAsync(async () => _loop is null ? null : await RunCycleCoreAsync(cancellationToken).ConfigureAwait(false), cancellationToken);
+        _sender.GatedAsync(async () => !_loop.IsRunning ? null : await RunCycleCoreAsync(cancellationToken).ConfigureAwait(false), cancellationToken);
 
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
-        await (_loop is null ? Task.CompletedTask : StopAsync()).ConfigureAwait(false);
+        await (_loop.IsRunning ? StopAsync() : Task.CompletedTask).ConfigureAwait(false);
         _sender.Dispose();
     }
 
@@ -269,27 +268,12 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         return new LeaseCycleResult(true, applied.Acquired, applied.Renewed, lost, released, LiveNodes.Count, elapsed);
     }
 
-    private async Task LoopAsync(CancellationToken stopping)
+    /// <summary>One pass of the loop: a cycle, then sleep until the next one, a deadline, a foreign expiry or a wake-up.</summary>
+    private async Task<TimeSpan> CycleStepAsync(CancellationToken stopping)
     {
-        while (!stopping.IsCancellationRequested)
-        {
-            var delay = Options.RetryInterval;
-            try
-            {
-                // Not cancelled by the stop: a cycle in flight finishes (bounded by OperationTimeout), so the stop's
-                // release list includes what it acquired.
-                if ((await RunCycleAsync(CancellationToken.None).ConfigureAwait(false)).Succeeded)
-                {
-                    delay = Options.CycleInterval;
-                }
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                // Anything unexpected must not end the loop: the instance would stop heartbeating while still registered.
-                LeaseLog.CycleFailed(_logger, e, InstanceId, _table.Count);
-            }
-            // Sleeps until the next cycle, a deadline, a foreign expiry or a wake-up; the stop ends the sleep.
-            await _wake.WaitAsync(_table.NextWake(_time.GetTimestamp(), delay), _time, stopping).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        }
+        // Not cancelled by the stop: a cycle in flight finishes (bounded by OperationTimeout), so the stop's release
+        // list includes what it acquired.
+        var delay = (await RunCycleAsync(CancellationToken.None).ConfigureAwait(false)).Succeeded ? Options.CycleInterval : Options.RetryInterval;
+        return _table.NextWake(_time.GetTimestamp(), delay);
     }
 }

@@ -8,7 +8,7 @@ namespace PollLease.Coordination;
 /// failure names the field, the value and the rule. Registered with <c>ValidateOnStart</c>, so a bad value
 /// stops the host before it touches Redis.
 /// </summary>
-public sealed class PollLeaseOptionsValidator : IValidateOptions<PollLeaseOptions>
+internal sealed class PollLeaseOptionsValidator : IValidateOptions<PollLeaseOptions>
 {
     /// <summary>The smallest timing value accepted (tests and benchmarks scale timings down to this).</summary>
     public static readonly TimeSpan MinimumTiming = TimeSpan.FromMilliseconds(50);

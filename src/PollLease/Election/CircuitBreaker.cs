@@ -2,7 +2,7 @@ namespace PollLease.Election;
 
 /// <summary>
 /// Opens after <c>threshold</c> consecutive store errors and stays open for <c>openDuration</c>; then one trial
-/// call is let through (half-open): success closes it, failure opens it again (seed 9.3). Not thread-safe: only
+/// call is let through (half-open): success closes it, failure opens it again, so a Redis outage costs one call per open period, not one per tick. Not thread-safe: only
 /// the election loop uses it.
 /// </summary>
 internal sealed class CircuitBreaker(int threshold, TimeSpan openDuration, TimeProvider time)

@@ -1,6 +1,6 @@
 namespace PollLease.Election;
 
-/// <summary>Delays of the election loop: jittered retries and capped exponential backoff (seed 5.3, 9.2).</summary>
+/// <summary>Delays of the election loop: jittered retries and capped exponential backoff, so a fleet that lost Redis together does not retry in step.</summary>
 internal static class ElectionBackoff
 {
     /// <summary>The retry period stretched by up to 20% (client-go's JitterFactor), so candidates drift apart.</summary>

@@ -20,7 +20,7 @@ public sealed class ElectionOptions
     /// <summary>Time to live of the leader key; another candidate can take over this long after the last renew.</summary>
     public TimeSpan Ttl { get; set; } = TimeSpan.FromSeconds(15);
 
-    /// <summary>How often the leader renews its key (the seed's heartbeat interval).</summary>
+    /// <summary>How often the leader renews its key (its heartbeat interval).</summary>
     public TimeSpan RenewInterval { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>
@@ -38,7 +38,7 @@ public sealed class ElectionOptions
     /// <summary>After the connection drops, the leader keeps acting at most this long (and never past its renew deadline).</summary>
     public TimeSpan DisconnectGracePeriod { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>How often the leader re-reads its key to check that its token is still current (seed 7.2), besides each renew.</summary>
+    /// <summary>How often the leader re-reads its key to check that its token is still current, besides each renew.</summary>
     public TimeSpan ValidationInterval { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Cap of the exponential backoff after repeated store errors.</summary>

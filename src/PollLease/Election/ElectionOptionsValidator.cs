@@ -8,7 +8,7 @@ namespace PollLease.Election;
 /// relationships are what make the election safe: the leader must stop acting before its key can expire, and
 /// so before anyone else can be elected.
 /// </summary>
-public sealed class ElectionOptionsValidator : IValidateOptions<ElectionOptions>
+internal sealed class ElectionOptionsValidator : IValidateOptions<ElectionOptions>
 {
     /// <summary>Longest role name.</summary>
     public const int MaxRoleLength = 64;

@@ -1,6 +1,6 @@
 namespace PollLease.Election;
 
-/// <summary>A snapshot of one election (seed ElectionStatus).</summary>
+/// <summary>A snapshot of one election.</summary>
 /// <param name="Role">The role.</param>
 /// <param name="InstanceId">This candidate.</param>
 /// <param name="IsLeader">This candidate leads and its deadline has not passed.</param>

@@ -5,7 +5,7 @@ using StackExchange.Redis;
 namespace PollLease.Election;
 
 /// <summary>
-/// Several roles for one instance (seed Step 16): each role is its own <see cref="LeaderElection"/> with its own
+/// Several roles for one instance: each role is its own <see cref="LeaderElection"/> with its own
 /// key, token and callbacks, over one connection and one set of timings; the status is aggregated.
 /// </summary>
 public sealed class RoleManager : IAsyncDisposable
@@ -84,7 +84,7 @@ public sealed class RoleManager : IAsyncDisposable
     /// <summary>Stops every role's election together; true when every OnDemote finished in time.</summary>
     /// <param name="options">Applied to each role.</param>
     /// <param name="cancellationToken">Abandons the waits.</param>
-    public async Task<bool> StopAsync(StopOptions? options = null, CancellationToken cancellationToken = default)
+    public async Task<bool> StopAsync(ElectionStopOptions? options = null, CancellationToken cancellationToken = default)
     {
         var results = await Task.WhenAll(_elections.Values.Select(e => e.StopAsync(options, cancellationToken))).ConfigureAwait(false);
         return results.All(r => r);

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PollLease.Coordination;
 using PollLease.Election;
+using PollLease.Fleet;
 using PollLease.Telemetry;
 
 namespace PollLease.Hosting;

@@ -70,9 +70,6 @@ internal sealed class PollLeaseHostedService : IHostedService, IAsyncDisposable
     /// <summary>Leases the last stop could not release (they expire by their TTL); 0 before a stop.</summary>
     public int LeftToExpire { get; private set; }
 
-    /// <summary>Scheduling passes the poll loop has completed.</summary>
-    internal long PollPasses => _scheduler?.Passes ?? 0;
-
     /// <summary>The lease manager once the instance runs; null before that and after it stopped.</summary>
     internal LeaseManager? Leases => _state == States.Started && _running.Task.IsCompletedSuccessfully ? _running.Task.Result : null;
 
@@ -147,9 +144,12 @@ internal sealed class PollLeaseHostedService : IHostedService, IAsyncDisposable
         if (leases is not null)
         {
             Task<LeaseStopResult> leaseStop;
+            // Counted before the stop: once it starts it drops every lease locally, so a count taken after a stop that
+            // outran the budget would read 0 while those leases are still in Redis.
+            var held = leases.OwnedSessions().Count;
             if (_run is { IsCompleted: false })
             {
-                HostingLog.LeasesKept(_logger, _instanceId, leases.OwnedSessions().Count);
+                HostingLog.LeasesKept(_logger, _instanceId, held);
                 using var noRelease = new CancellationTokenSource();
                 await noRelease.CancelAsync().ConfigureAwait(false);
                 leaseStop = leases.StopWithoutReleaseAsync(noRelease.Token);
@@ -158,13 +158,12 @@ internal sealed class PollLeaseHostedService : IHostedService, IAsyncDisposable
             }
             else
             {
-                var held = leases.OwnedSessions().Count;
                 leaseStop = leases.StopAsync(stop.Token);
                 _leaseStop = leaseStop;
                 await StopStep.RunAsync(leaseStop, "release", _budget.Length, _logger, _instanceId, () => held, stop.Token).ConfigureAwait(false);
             }
             // The lease manager's stop reports what it left; a stop still running past the budget leaves everything.
-            LeftToExpire = leaseStop.IsCompletedSuccessfully ? leaseStop.Result.LeftToExpire : leases.OwnedSessions().Count;
+            LeftToExpire = leaseStop.IsCompletedSuccessfully ? leaseStop.Result.LeftToExpire : held;
         }
         var elapsed = _time.GetElapsedTime(started);
         HostingLog.StopFinished(_logger, _instanceId, elapsed, LeftToExpire);

@@ -7,9 +7,10 @@ using Microsoft.Extensions.Options;
 using PollLease.Assignment;
 using PollLease.Coordination;
 using PollLease.Election;
+using PollLease.Fleet;
+using PollLease.Messages;
 using PollLease.Polling;
 using PollLease.Sessions;
-using PollLease.State;
 using StackExchange.Redis;
 
 namespace PollLease.Hosting;
@@ -112,11 +113,13 @@ public static class PollLeaseServiceCollectionExtensions
             var options = sp.GetRequiredService<IOptions<JanitorOptions>>().Value;
             var lease = sp.GetRequiredService<IOptions<PollLeaseOptions>>().Value;
             var sessions = sp.GetRequiredService<ISessionDirectory>();
-            // Orphan cleaning needs the Redis catalog: with an application-supplied session directory the catalog set
-            // is not the source of truth, so only the registry and the gauges are looked after.
-            options.CleanOrphans &= sessions is SessionCatalog;
             var janitor = new FleetJanitor(sp.GetRequiredService<IConnectionMultiplexer>(), lease.KeyPrefix, lease.InstanceId!, lease.HeartbeatTtl,
                 options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>(), sp.GetService<IMeterFactory>());
+            // The directory in use is the registered Redis catalog unless the application registered its own.
+            if (!ReferenceEquals(sessions, sp.GetRequiredService<SessionCatalog>()))
+            {
+                janitor.SessionsOutsideCatalog();
+            }
             if (options.PublishAssignment)
             {
                 janitor.PublishAssignments(sessions, lease.BalanceEpsilon);

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PollLease.Coordination;
+using PollLease.Fleet;
 using PollLease.Telemetry;
 
 namespace PollLease.Hosting;

@@ -7,7 +7,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
-using PollLease.State;
+using PollLease.Messages;
 using PollLease.Telemetry;
 
 namespace PollLease.Polling;
@@ -205,4 +205,4 @@ public sealed class HttpPollHandler : IPollHandler, IDisposable
 /// <param name="ETag">The response's ETag, if any.</param>
 /// <param name="Digest">SHA-256 of the body, lower-case hex.</param>
 /// <param name="Body">The body as UTF-8 text, when storing bodies.</param>
-public sealed record HttpChange(int Status, string? ETag, string Digest, string? Body);
+internal sealed record HttpChange(int Status, string? ETag, string Digest, string? Body);

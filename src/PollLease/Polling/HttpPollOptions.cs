@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using PollLease.Coordination;
 
 namespace PollLease.Polling;
 
@@ -22,58 +23,31 @@ public sealed class HttpPollOptions
     public const string SectionName = "PollLease:Http";
 
     /// <summary>Hosts a target (and every redirect) may point at: exact names, or <c>*.example.com</c> for subdomains. Empty refuses every target.</summary>
+    [OptionHostList(SectionName)]
     public IList<string> AllowedHosts { get; } = [];
 
     /// <summary>Allow plain <c>http://</c> targets (default false: https only).</summary>
     public bool AllowInsecureHttp { get; set; }
 
     /// <summary>Per-request timeout (the poll's own deadline applies too). Default 10 s, 100 ms to 120 s.</summary>
+    [OptionRange(SectionName, "it must be between 100 ms and 120 s", Minimum = "00:00:00.100", Maximum = "00:02:00")]
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Redirects followed (each to an allowed host). Default 3, 0 to 10.</summary>
+    [OptionRange(SectionName, "it must be between 0 and 10", Minimum = "0", Maximum = "10")]
     public int MaxRedirects { get; set; } = 3;
 
     /// <summary>Largest body read; a longer one fails the poll. Default 1 MiB, 1 byte to 64 MiB.</summary>
+    [OptionRange(SectionName, "it must be between 1 and 67108864", Minimum = "1", Maximum = "67108864")]
     public int MaxBodyBytes { get; set; } = 1024 * 1024;
 
     /// <summary>Store the body or only its digest on a change. Default <see cref="HttpStoreMode.Body"/>.</summary>
     public HttpStoreMode Store { get; set; } = HttpStoreMode.Body;
 }
 
-/// <summary>Validates <see cref="HttpPollOptions"/>.</summary>
-internal sealed class HttpPollOptionsValidator : IValidateOptions<HttpPollOptions>
+/// <summary>Validates <see cref="HttpPollOptions"/> (generated from its rules); each failure names the field, the value and the rule.</summary>
+[OptionsValidator]
+internal sealed partial class HttpPollOptionsValidator : IValidateOptions<HttpPollOptions>
 {
-    public ValidateOptionsResult Validate(string? name, HttpPollOptions options)
-    {
-        var f = GetFailures(options);
-        return f.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(f);
-    }
-
-    public static List<string> GetFailures(HttpPollOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        const string S = HttpPollOptions.SectionName;
-        var f = new List<string>();
-        if (options.Timeout < TimeSpan.FromMilliseconds(100) || options.Timeout > TimeSpan.FromSeconds(120))
-        {
-            f.Add($"{S}:Timeout = {options.Timeout} is invalid: it must be between 100 ms and 120 s.");
-        }
-        if (options.MaxRedirects is < 0 or > 10)
-        {
-            f.Add($"{S}:MaxRedirects = {options.MaxRedirects} is invalid: it must be between 0 and 10.");
-        }
-        if (options.MaxBodyBytes is < 1 or > 64 * 1024 * 1024)
-        {
-            f.Add($"{S}:MaxBodyBytes = {options.MaxBodyBytes} is invalid: it must be between 1 and 67108864.");
-        }
-        foreach (var host in options.AllowedHosts)
-        {
-            var name = host.StartsWith("*.", StringComparison.Ordinal) ? host[2..] : host;
-            if (string.IsNullOrWhiteSpace(name) || Uri.CheckHostName(name) == UriHostNameType.Unknown)
-            {
-                f.Add($"{S}:AllowedHosts entry '{host}' is invalid: it must be a host name, an IP address or *.domain.");
-            }
-        }
-        return f;
-    }
+    public static List<string> GetFailures(HttpPollOptions options) => OptionRule.Failures(new HttpPollOptionsValidator().Validate(null, options));
 }

@@ -33,8 +33,7 @@ internal sealed class PollScheduler : IDisposable
     private readonly object _lock = new();
     private readonly HashSet<Task> _running = [];
     private IReadOnlyDictionary<string, PollSession> _known = new Dictionary<string, PollSession>();
-    private readonly WakeSignal _wake = new();
-    private long _passes;
+    private readonly BackgroundLoop _loop;
 
     public PollScheduler(
         ILeaseView leases,
@@ -53,31 +52,36 @@ internal sealed class PollScheduler : IDisposable
         _logger = logger;
         _metrics = metrics;
         _slots = new SemaphoreSlim(options.MaxConcurrency, options.MaxConcurrency);
+        _loop = new BackgroundLoop(time);
     }
 
     /// <summary>Runs ticks until <paramref name="stopping"/> is cancelled, then waits for running polls to end.</summary>
     public async Task RunAsync(CancellationToken stopping)
     {
+        // Polls see the caller's token (it cancels them on stop); the passes run on the shared loop.
+        _loop.Start(async _ =>
+        {
+            await TickAsync(stopping).ConfigureAwait(false);
+            return _options.Tick;
+        }, e =>
+        {
+            PollLog.PassFailed(_logger, e, _leases.InstanceId);
+            return _options.Tick;
+        });
         try
         {
-            while (!stopping.IsCancellationRequested)
-            {
-                await TickAsync(stopping).ConfigureAwait(false);
-                await _wake.WaitAsync(_options.Tick, _time, stopping).ConfigureAwait(false);
-            }
+            await Task.Delay(Timeout.InfiniteTimeSpan, _time, stopping).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
-            // Stopping: fall through to wait for the polls in flight, which see the same token.
+            // Stopping: end the pass in flight (it sees the same token), then wait for the polls in flight.
         }
+        await _loop.StopAsync(Timeout.InfiniteTimeSpan, CancellationToken.None).ConfigureAwait(false);
         await WhenIdleAsync().ConfigureAwait(false);
     }
 
-    /// <summary>Scheduling passes completed so far (tests wait on it instead of on time).</summary>
-    public long Passes => Interlocked.Read(ref _passes);
-
     /// <summary>Runs the next scheduling pass now instead of at the next tick (passes never overlap).</summary>
-    public void Wake() => _wake.Set();
+    public void Wake() => _loop.Wake();
 
     public void Dispose() => _slots.Dispose();
 
@@ -172,7 +176,6 @@ internal sealed class PollScheduler : IDisposable
                 _running.Add(task);
             }
         }
-        Interlocked.Increment(ref _passes);
     }
 
     private async Task PollOneAsync(PollSession session, LeaseSnapshot lease, long scheduledAt, Schedule schedule, CancellationToken stopping)

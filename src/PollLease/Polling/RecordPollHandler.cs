@@ -1,5 +1,5 @@
 using System.Text.Json;
-using PollLease.State;
+using PollLease.Messages;
 
 namespace PollLease.Polling;
 

@@ -3,7 +3,7 @@ using System.Diagnostics.Metrics;
 namespace PollLease.Telemetry;
 
 /// <summary>
-/// The election instruments, named as in the seed (<c>election_is_leader</c>, <c>election_transitions_total</c>,
+/// The election instruments, under the names dashboards already query (<c>election_is_leader</c>, <c>election_transitions_total</c>,
 /// <c>election_heartbeat_duration_seconds</c>, <c>election_failures_total</c>). Every measurement carries the
 /// <c>role</c> and <c>instance</c> tags.
 /// </summary>

@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using PollLease.Election;
+using PollLease.Fleet;
 
 namespace PollLease.Telemetry;
 

@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 
 namespace PollLease.Telemetry;
 
-/// <summary>The lease log lines, worded as in the seed quickstart so existing log searches keep working.</summary>
+/// <summary>The lease log lines, worded as key=value pairs whose wording stays fixed so existing log searches keep working.</summary>
 internal static partial class LeaseLog
 {
     [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Lease acquired: instance={Instance} endpoint={Session} token={Token}")]

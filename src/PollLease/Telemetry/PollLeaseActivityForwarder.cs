@@ -8,7 +8,7 @@ namespace PollLease.Telemetry;
 /// the Azure Functions app records them in Application Insights as dependencies. Listening makes the source create
 /// its activities even when nothing else samples them.
 /// </summary>
-public sealed class PollLeaseActivityForwarder : IDisposable
+internal sealed class PollLeaseActivityForwarder : IDisposable
 {
     private readonly ActivityListener _listener;
 

@@ -5,4 +5,4 @@ namespace PollLease.Telemetry;
 /// <param name="IsCounter">True for counters (the value is an increment), false for gauges and histograms.</param>
 /// <param name="Value">The measured value.</param>
 /// <param name="Tags">The tags (always <c>instance</c>; <c>reason</c> or <c>from</c> on some), sorted by name.</param>
-public sealed record PollLeaseMeasurement(string Name, bool IsCounter, double Value, IReadOnlyDictionary<string, string> Tags);
+internal sealed record PollLeaseMeasurement(string Name, bool IsCounter, double Value, IReadOnlyDictionary<string, string> Tags);

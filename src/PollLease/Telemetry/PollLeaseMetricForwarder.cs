@@ -10,7 +10,7 @@ namespace PollLease.Telemetry;
 /// tag, the first <see cref="MaxValuesPerTag"/> distinct values pass and later ones are reported as <c>(other)</c>, so a
 /// metric backend that caps its dimensions never drops a measurement (totals stay exact).
 /// </summary>
-public sealed class PollLeaseMetricForwarder : IDisposable
+internal sealed class PollLeaseMetricForwarder : IDisposable
 {
     private readonly MeterListener _listener;
     private readonly Action<PollLeaseMeasurement> _onMeasurement;

@@ -3,7 +3,7 @@ using PollLease.Polling;
 
 namespace PollLease.Telemetry;
 
-/// <summary>The poll scheduler's log lines (seed T029: one line per poll start with instance, session and token).</summary>
+/// <summary>The poll scheduler's log lines (one line per poll start with instance, session and token, so a double poll shows in the log).</summary>
 internal static partial class PollLog
 {
     /// <summary>One line per poll start, at <see cref="PollingOptions.PollTraceLevel"/>.</summary>
@@ -21,4 +21,7 @@ internal static partial class PollLog
 
     [LoggerMessage(EventId = 2005, Level = LogLevel.Warning, Message = "Session list unavailable: instance={Instance}; polling the sessions known so far")]
     public static partial void SessionsUnavailable(ILogger logger, Exception exception, string instance);
+
+    [LoggerMessage(EventId = 2006, Level = LogLevel.Error, Message = "Scheduling pass failed: instance={Instance}; the next pass runs at the next tick")]
+    public static partial void PassFailed(ILogger logger, Exception exception, string instance);
 }

@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
+using PollLease.Messages;
 using PollLease.Polling;
 using PollLease.Sessions;
-using PollLease.State;
 using StackExchange.Redis;
 using Xunit.Abstractions;
 

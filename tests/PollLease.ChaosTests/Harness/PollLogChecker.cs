@@ -20,9 +20,12 @@ public sealed record PollLogFigures(int DuplicateOwners, int PollsStarted, IRead
 /// </summary>
 public static class PollLogChecker
 {
-    public static PollLogFigures Check(IEnumerable<PollCtlChild> children)
+    public static PollLogFigures Check(IEnumerable<PollCtlChild> children) => Check(children.SelectMany(c => c.Lines));
+
+    /// <summary>The same from log lines (every child's, in any order).</summary>
+    public static PollLogFigures Check(IEnumerable<OutputLine> lines)
     {
-        var (starts, _) = ChaosChecker.ParseOutput(children.SelectMany(c => c.Lines));
+        var (starts, _) = ChaosChecker.ParseOutput(lines);
         var violations = new List<string>();
         var duplicates = 0;
         foreach (var session in starts.GroupBy(s => s.Session))

@@ -136,6 +136,8 @@ public sealed class RedisClusterChildren : IAsyncDisposable
     {
         var port = _nodes.First(n => n.IsRunning).Port;
         var text = (string)(await RedisAdmin.ExecuteAsync(port, "CLUSTER", "NODES"))!;
+        // Over RESP3 the reply is a verbatim string, which may come with its "txt:" format prefix.
+        text = text.StartsWith("txt:", StringComparison.Ordinal) ? text[4..] : text;
         var result = new List<ClusterNode>();
         foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {

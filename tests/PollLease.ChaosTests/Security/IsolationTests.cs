@@ -2,9 +2,9 @@ using System.Globalization;
 using System.Reflection;
 using System.Text.Json;
 using PollLease.ChaosTests.Harness;
+using PollLease.Messages;
 using PollLease.Polling;
 using PollLease.Sessions;
-using PollLease.State;
 using StackExchange.Redis;
 using Xunit.Abstractions;
 

@@ -8,9 +8,9 @@ using Microsoft.Extensions.Logging.Testing;
 using PollLease.ChaosTests.Harness;
 using PollLease.Coordination;
 using PollLease.Hosting;
+using PollLease.Messages;
 using PollLease.Polling;
 using PollLease.Sessions;
-using PollLease.State;
 using StackExchange.Redis;
 
 namespace PollLease.ChaosTests.Security;

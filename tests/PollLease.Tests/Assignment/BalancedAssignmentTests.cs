@@ -10,7 +10,7 @@ public sealed class BalancedAssignmentTests
     private static string[] Nodes(int count) => Enumerable.Range(0, count).Select(i => $"vm-17955699{i:D5}-{i * 7919 % 0xffffff:x6}").ToArray();
 
     [Fact]
-    public void Seed_three_instances_and_nine_sessions_get_three_each_a_fourth_takes_only_surplus_and_a_leaver_spreads()
+    public void Three_instances_and_nine_sessions_get_three_each_a_fourth_takes_only_surplus_and_a_leaver_spreads()
     {
         var sessions = Sessions(9);
         var nodes = Nodes(4);

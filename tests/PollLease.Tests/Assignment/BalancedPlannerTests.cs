@@ -70,6 +70,32 @@ public sealed class BalancedPlannerTests
         Assert.All(all.Release, r => Assert.Equal(LeaseReasons.Rebalance, r.Reason));
     }
 
+    [Fact]
+    public void A_burst_of_joins_is_handed_off_once_when_the_membership_has_been_quiet_for_the_settle_time()
+    {
+        var time = new FakeTimeProvider();
+        var settle = TimeSpan.FromMilliseconds(500);
+        var planner = new BalancedPlanner(0, time, Timings with { Settle = settle });
+        // a started alone and took everything; b, c and d start one after another, 200 ms apart.
+        Assert.Empty(planner.Plan(Input("a", ["a"], Sessions)).Release);
+        string[][] bursts = [["a", "b"], ["a", "b", "c"], ["a", "b", "c", "d"]];
+        var held = new HashSet<string>(Sessions, StringComparer.Ordinal);
+        foreach (var live in bursts)
+        {
+            time.Advance(TimeSpan.FromMilliseconds(200));
+            var plan = planner.Plan(Input("a", live, held));
+            Assert.Empty(plan.Release);
+        }
+        // Quiet for the settle time: everything that is not a's goes, once, straight to its owner among all four.
+        time.Advance(settle);
+        var final = BalancedAssignment.Compute(["a", "b", "c", "d"], Sessions);
+        var handOff = planner.Plan(Input("a", bursts[^1], held)).Release.Select(r => r.SessionId).ToList();
+        Assert.Equal(Sessions.Except(final.SessionsOf("a")).Order(StringComparer.Ordinal), handOff.Order(StringComparer.Ordinal));
+        held.ExceptWith(handOff);
+        time.Advance(TimeSpan.FromMilliseconds(300));
+        Assert.Empty(planner.Plan(Input("a", bursts[^1], held)).Release);
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]

@@ -1,6 +1,7 @@
 using PollLease.Assignment;
 using PollLease.Coordination;
 using PollLease.Election;
+using PollLease.Fleet;
 using PollLease.Sessions;
 using PollLease.Tests.Coordination;
 using PollLease.Tests.Infrastructure;

@@ -4,6 +4,7 @@ using PollLease.Assignment;
 using PollLease.ChaosTests.Harness;
 using PollLease.Coordination;
 using PollLease.Election;
+using PollLease.Fleet;
 using PollLease.Sessions;
 using PollLease.Tests.Infrastructure;
 using StackExchange.Redis;

@@ -40,26 +40,6 @@ public abstract class LeaseMetricsTests(RedisFixture fixture)
         Assert.Equal(2, duration.GetMeasurementSnapshot().Count);
         Assert.Equal(1, owned.LastMeasurement!.Value);
     }
-
-    private sealed class TestMeterFactory : IMeterFactory
-    {
-        public List<Meter> Meters { get; } = [];
-
-        public Meter Create(MeterOptions options)
-        {
-            var meter = new Meter(options.Name, options.Version, options.Tags, this);
-            Meters.Add(meter);
-            return meter;
-        }
-
-        public void Dispose()
-        {
-            foreach (var m in Meters)
-            {
-                m.Dispose();
-            }
-        }
-    }
 }
 
 public sealed class LeaseMetricsTests_RedisServer(RedisServerFixture f) : LeaseMetricsTests(f), IClassFixture<RedisServerFixture>;

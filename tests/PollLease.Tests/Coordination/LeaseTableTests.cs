@@ -62,6 +62,24 @@ public sealed class LeaseTableTests
     }
 
     [Fact]
+    public void The_planner_gets_each_instances_heartbeat_age_against_the_lease_ttl_the_script_sets_heartbeats_to()
+    {
+        // A registry grace far longer than the lease TTL must not make live instances look old.
+        var options = LeaseTestHost.FastOptions("t", "me");
+        options.HeartbeatTtl = TimeSpan.FromSeconds(20);
+        var table = new LeaseTable("me", options, _time);
+        var request = table.BuildRequest(HeartbeatMode.Beat, new LeasePlan([], []), _events);
+        var ttl = (long)options.LeaseTtl.TotalMilliseconds;
+        var beats = new Dictionary<string, long> { ["me"] = ServerNow + ttl, ["other"] = ServerNow + ttl - 400 };
+        table.Apply(request, new CycleResponse(ServerNow, false, ["me", "other"], beats, [], [], [], 0, "1"), Now, _events);
+        _time.Advance(TimeSpan.FromMilliseconds(100));
+        var input = table.PlanInput(["s"], Now);
+        Assert.Equal(TimeSpan.FromMilliseconds(400), input.HeartbeatAge["other"]);
+        Assert.Equal(TimeSpan.Zero, input.HeartbeatAge["me"]);
+        Assert.Equal(TimeSpan.FromMilliseconds(100), input.ViewAge);
+    }
+
+    [Fact]
     public void A_failed_request_makes_leases_uncertain_and_a_late_answer_never_revives_a_lost_one()
     {
         Cycle(new LeasePlan(["a"], []));

@@ -8,7 +8,7 @@ namespace PollLease.Tests.Coordination;
 public sealed class PollLeaseOptionsValidatorTests
 {
     [Fact]
-    public void Defaults_are_valid_and_match_the_seed()
+    public void Defaults_are_valid_and_match_the_documented_values()
     {
         var o = new PollLeaseOptions();
         Assert.Empty(PollLeaseOptionsValidator.GetFailures(o));

@@ -60,7 +60,7 @@ public abstract class ElectionFailoverTests(RedisFixture fixture, ITestOutputHel
                 // Crash: the loop stops and the connection dies without releasing; the key must expire by itself.
                 var index = Array.IndexOf(elections, leader);
                 alive.Remove(leader);
-                await leader.StopAsync(new StopOptions { DeleteKey = false, DemoteTimeout = TimeSpan.FromMilliseconds(100) });
+                await leader.StopAsync(new ElectionStopOptions { DeleteKey = false, DemoteTimeout = TimeSpan.FromMilliseconds(100) });
                 await connections[index].CloseAsync(allowCommandsToComplete: false);
                 var db = fixture.Redis.GetDatabase();
                 var pttl = (long)await db.ExecuteAsync("PTTL", LeaderKey(_prefix));

@@ -31,6 +31,27 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
     }
 
     [Fact]
+    public async Task A_leader_key_of_the_wrong_type_costs_no_store_error_and_the_role_is_taken_once_it_is_gone()
+    {
+        var db = fixture.Redis.GetDatabase();
+        await db.HashSetAsync(LeaderKey(_prefix), "by", "hand");
+        await db.KeyExpireAsync(LeaderKey(_prefix), TimeSpan.FromMinutes(5));
+        using var meterFactory = new TestMeterFactory();
+        using var failures = new MetricCollector<long>(meterFactory, PollLease.Telemetry.PollLeaseTelemetry.MeterName, "election_failures_total");
+        await using var a = new LeaderElection(fixture.Redis, Options(_prefix, "node-a"), meterFactory: meterFactory);
+        await a.StartAsync();
+
+        // The guarded GET answers 'wrong-type': seen as a foreign holder, never as a failing script.
+        await Eventually.TrueAsync(() => a.Status.Running && !a.IsLeader, Deadline, "node-a follows");
+        Assert.False(a.Status.CircuitOpen);
+        Assert.DoesNotContain(failures.GetMeasurementSnapshot(), m => Equals(m.Tags["operation"], "acquire"));
+
+        await db.KeyDeleteAsync(LeaderKey(_prefix));
+        await Eventually.TrueAsync(() => a.IsLeader, Deadline, "node-a leads once the key is gone");
+        Assert.DoesNotContain(failures.GetMeasurementSnapshot(), m => Equals(m.Tags["operation"], "acquire"));
+    }
+
+    [Fact]
     public async Task Of_ten_candidates_started_together_exactly_one_wins_and_the_others_follow_it()
     {
         var elections = Enumerable.Range(0, 10).Select(i => new LeaderElection(fixture.Redis, Options(_prefix, $"node-{i}"))).ToArray();
@@ -137,7 +158,7 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
         await b.StartAsync();
         await Eventually.TrueAsync(() => b.CurrentLeader == "node-a", Deadline, "node-b follows");
 
-        Assert.True(await a.StopAsync(new StopOptions { DeleteKey = true }));
+        Assert.True(await a.StopAsync(new ElectionStopOptions { DeleteKey = true }));
         Assert.False(a.IsLeader);
         Assert.Equal(["stopped"], demoted.ToArray());
         // The release is announced: node-b stands on the event rather than waiting for a TTL it never saw expire.
@@ -145,7 +166,7 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
         await a.DisposeAsync();
 
         var bToken = b.Token;
-        Assert.True(await b.StopAsync(new StopOptions { DeleteKey = false }));
+        Assert.True(await b.StopAsync(new ElectionStopOptions { DeleteKey = false }));
         Assert.False(b.IsLeader);
         var value = await fixture.Redis.GetDatabase().StringGetAsync(LeaderKey(_prefix));
         Assert.Equal($"node-b|{bToken}", value.ToString());
@@ -161,7 +182,7 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
         await a.StartAsync();
         await Eventually.TrueAsync(() => a.IsLeader, Deadline, "node-a leads");
 
-        var completed = await a.StopAsync(new StopOptions { DemoteTimeout = TimeSpan.FromMilliseconds(200) });
+        var completed = await a.StopAsync(new ElectionStopOptions { DemoteTimeout = TimeSpan.FromMilliseconds(200) });
 
         Assert.False(completed);
         Assert.False(a.IsLeader);
@@ -171,7 +192,7 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
         await c.StartAsync();
         await Eventually.TrueAsync(() => c.IsLeader, Deadline, "node-c leads");
         using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => c.StopAsync(new StopOptions { DemoteTimeout = TimeSpan.FromMinutes(5) }, cancel.Token));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => c.StopAsync(new ElectionStopOptions { DemoteTimeout = TimeSpan.FromMinutes(5) }, cancel.Token));
         Assert.False(c.IsLeader);
         never.TrySetResult();
     }
@@ -197,7 +218,7 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
         Assert.False(a.IsLeader);
         Assert.Equal(["unhealthy"], demoted.ToArray());
         // While unhealthy node-a does not stand, even for a free key.
-        await b.StopAsync(new StopOptions { DeleteKey = true });
+        await b.StopAsync(new ElectionStopOptions { DeleteKey = true });
         await Eventually.TrueAsync(async () => !await fixture.Redis.GetDatabase().KeyExistsAsync(LeaderKey(_prefix)), Deadline, "key gone");
         Assert.False(a.IsLeader);
 
@@ -214,6 +235,7 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
         long aToken = 0;
         var fence = $"{{{_prefix}}}:resource:fence";
         LeaderElection? aRef = null;
+        // node-a's renews go through a store that holds them while paused, as a GC pause or SIGSTOP would.
         await using var a = new LeaderElection(fixture.Redis, Fast(_prefix, "node-a"), new ElectionCallbacks
         {
             OnPromote = t =>
@@ -222,15 +244,14 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
                 t.Leadership.Register(() => sequence.Enqueue("a-ended"));
                 return Task.CompletedTask;
             },
-        });
-        aRef = a;
-        a.BeforeRenew = async ct =>
+        }, null, null, null, store => new HeldRenewStore(store, async ct =>
         {
             if (Volatile.Read(ref pause))
             {
                 await gate.Task.WaitAsync(ct);
             }
-        };
+        }));
+        aRef = a;
         await a.StartAsync();
         await Eventually.TrueAsync(() => a.IsLeader && Interlocked.Read(ref aToken) != 0, Deadline, "node-a leads");
         Assert.True(await FencedWriteAsync(fixture.Redis, fence, aToken));
@@ -276,12 +297,12 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
         var entered = new TaskCompletionSource();
         var stuck = new TaskCompletionSource();
         var options = Options(_prefix, "node-a");
-        await using var a = new LeaderElection(fixture.Redis, options, new ElectionCallbacks { OnDemote = r => { demoted.TrySetResult(r); return Task.CompletedTask; } }, time);
-        a.BeforeRenew = ct =>
-        {
-            entered.TrySetResult();
-            return stuck.Task.WaitAsync(ct);
-        };
+        await using var a = new LeaderElection(fixture.Redis, options, new ElectionCallbacks { OnDemote = r => { demoted.TrySetResult(r); return Task.CompletedTask; } },
+            time, null, null, store => new HeldRenewStore(store, ct =>
+            {
+                entered.TrySetResult();
+                return stuck.Task.WaitAsync(ct);
+            }));
         await a.StartAsync();
         await Eventually.TrueAsync(() => a.IsLeader, Deadline, "node-a leads");
         // Move the fake clock until the loop reaches its first renew and hangs there.
@@ -326,7 +347,7 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
         await b.StartAsync();
         await Eventually.TrueAsync(() => b.CurrentLeader == "node-a", Deadline, "node-b follows");
 
-        await a.StopAsync(new StopOptions { DeleteKey = true });
+        await a.StopAsync(new ElectionStopOptions { DeleteKey = true });
 
         await Eventually.TrueAsync(() => b.IsLeader, TimeSpan.FromSeconds(10), "node-b leads on the release event");
         await Assert.ThrowsAsync<InvalidOperationException>(() => b.StartAsync()); // one loop per election
@@ -394,24 +415,20 @@ public abstract class LeaderElectionTests(RedisFixture fixture)
     }
 }
 
-internal sealed class TestMeterFactory : System.Diagnostics.Metrics.IMeterFactory
+/// <summary>The real Redis store, with each renew first awaiting <paramref name="hold"/>: a leader whose process is paused.</summary>
+internal sealed class HeldRenewStore(IElectionStore inner, Func<CancellationToken, Task> hold) : IElectionStore
 {
-    private readonly List<System.Diagnostics.Metrics.Meter> _meters = [];
+    public Task<AcquireReply> AcquireAsync(CancellationToken cancellationToken) => inner.AcquireAsync(cancellationToken);
 
-    public System.Diagnostics.Metrics.Meter Create(System.Diagnostics.Metrics.MeterOptions options)
+    public async Task<RenewReply> RenewAsync(string value, CancellationToken cancellationToken)
     {
-        var meter = new System.Diagnostics.Metrics.Meter(options.Name, options.Version, options.Tags, this);
-        _meters.Add(meter);
-        return meter;
+        await hold(cancellationToken);
+        return await inner.RenewAsync(value, cancellationToken);
     }
 
-    public void Dispose()
-    {
-        foreach (var m in _meters)
-        {
-            m.Dispose();
-        }
-    }
+    public Task<bool> ReleaseAsync(string value, CancellationToken cancellationToken) => inner.ReleaseAsync(value, cancellationToken);
+
+    public Task<string?> ReadAsync(CancellationToken cancellationToken) => inner.ReadAsync(cancellationToken);
 }
 
 public sealed class LeaderElectionTests_RedisServer(RedisServerFixture f) : LeaderElectionTests(f), IClassFixture<RedisServerFixture>;

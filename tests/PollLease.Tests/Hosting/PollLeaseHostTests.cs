@@ -3,8 +3,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Time.Testing;
 using PollLease.Coordination;
+using PollLease.Messages;
 using PollLease.Sessions;
-using PollLease.State;
 using PollLease.Tests.Infrastructure;
 using StackExchange.Redis;
 
@@ -139,9 +139,12 @@ public abstract class PollLeaseHostTests(RedisFixture fixture)
         settings["PollLease:Polling:Tick"] = "00:00:04";
         // A frozen clock: the poll loop's next tick never comes by itself, so only PollNow can start the poll.
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
-        using var host = await GenericTestHost.StartAsync(settings, services => services.AddSingleton<TimeProvider>(time));
-        var hosted = host.Services.GetRequiredService<global::PollLease.Hosting.PollLeaseHostedService>();
-        await Eventually.TrueAsync(() => hosted.PollPasses >= 1, Wait, "the poll loop's first pass is done");
+        CountingSessionSource? source = null;
+        using var host = await GenericTestHost.StartAsync(settings, services => services
+            .AddSingleton<TimeProvider>(time)
+            .AddSingleton<IPollSessionSource>(sp => source = new CountingSessionSource(sp.GetRequiredService<SessionCatalog>())));
+        // Once the first pass has read the catalog, it cannot see the late session: only PollNow can poll it.
+        await Eventually.TrueAsync(() => source is { Reads: >= 1 }, Wait, "the poll loop's first pass has read the catalog");
 
         // Added after the poll loop's first pass; the lease cycle picks it up (the catalog version changed).
         await new SessionCatalog(fixture.Redis, prefix).AddAsync("late", "record", TimeSpan.FromSeconds(4));
@@ -188,6 +191,21 @@ public abstract class PollLeaseHostTests(RedisFixture fixture)
         for (var i = 0; i < count; i++)
         {
             await catalog.AddAsync($"s{i}", "record", TimeSpan.FromSeconds(4));
+        }
+    }
+
+    /// <summary>The Redis catalog as the poll loop's session source, counting the reads that completed.</summary>
+    private sealed class CountingSessionSource(SessionCatalog catalog) : IPollSessionSource
+    {
+        private int _reads;
+
+        public int Reads => Volatile.Read(ref _reads);
+
+        public async ValueTask<IReadOnlyDictionary<string, PollSession>> GetSessionsAsync(CancellationToken cancellationToken)
+        {
+            var sessions = await catalog.GetSessionsAsync(cancellationToken);
+            Interlocked.Increment(ref _reads);
+            return sessions;
         }
     }
 

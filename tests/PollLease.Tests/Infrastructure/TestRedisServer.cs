@@ -136,7 +136,7 @@ public sealed class RedisServerProcess(string executable, int port) : TestRedisS
     }
 }
 
-/// <summary>Garnet in-process with Lua (DESIGN.md section 3).</summary>
+/// <summary>Garnet in-process with Lua enabled (the scripts need it).</summary>
 public sealed class GarnetTestServer(int port) : TestRedisServer(port)
 {
     private GarnetServer? _server;

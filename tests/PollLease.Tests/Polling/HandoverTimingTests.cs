@@ -3,9 +3,9 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using PollLease.Hosting;
+using PollLease.Messages;
 using PollLease.Polling;
 using PollLease.Sessions;
-using PollLease.State;
 using PollLease.Tests.Infrastructure;
 using StackExchange.Redis;
 

@@ -1,8 +1,8 @@
 using System.Net;
 using Microsoft.Extensions.Options;
+using PollLease.Messages;
 using PollLease.Polling;
 using PollLease.Sessions;
-using PollLease.State;
 using PollLease.Tests.Infrastructure;
 
 namespace PollLease.Tests.Polling;

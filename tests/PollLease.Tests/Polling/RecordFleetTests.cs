@@ -4,9 +4,9 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using PollLease.Coordination;
 using PollLease.Hosting;
+using PollLease.Messages;
 using PollLease.Polling;
 using PollLease.Sessions;
-using PollLease.State;
 using PollLease.Tests.Infrastructure;
 using StackExchange.Redis;
 

@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace PollLease.State;
+namespace PollLease.Messages;
 
 /// <summary>One element of a session's message log: the fencing token it was written under, when, and the body.</summary>
 /// <param name="Token">The fencing token of the lease the writer held (0 for messages migrated from the legacy format).</param>

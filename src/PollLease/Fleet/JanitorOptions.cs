@@ -1,4 +1,6 @@
-namespace PollLease.Election;
+using PollLease.Election;
+
+namespace PollLease.Fleet;
 
 /// <summary>
 /// The fleet janitor (section <c>PollLease:Janitor</c>): one instance at a time, elected for the <c>janitor</c>

@@ -1,11 +1,11 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
-using PollLease.State;
+using PollLease.Messages;
 using PollLease.Tests.Infrastructure;
 using StackExchange.Redis;
 using StackExchange.Redis.Profiling;
 
-namespace PollLease.Tests.State;
+namespace PollLease.Tests.Messages;
 
 public abstract class MessageLogTests(RedisFixture fixture)
 {

@@ -1,7 +1,8 @@
+using PollCtl.Manifest;
 using PollLease.Sessions;
 using PollLease.Tests.Infrastructure;
 
-namespace PollLease.Tests.Sessions;
+namespace PollLease.Tests.Manifest;
 
 public sealed class CatalogManifestTests(RedisServerFixture fixture) : IClassFixture<RedisServerFixture>, IDisposable
 {

@@ -1,4 +1,4 @@
-namespace PollLease.Election;
+namespace PollLease.Fleet;
 
 /// <summary>What one janitor sweep did and saw.</summary>
 /// <param name="At">Redis server time of the fleet snapshot.</param>
@@ -10,7 +10,7 @@ namespace PollLease.Election;
 /// <param name="Unowned">Active sessions nobody holds.</param>
 /// <param name="Busiest">Most leases held by one instance.</param>
 /// <param name="Ideal">ceil(Sessions / LiveInstances): the most any instance should hold.</param>
-public sealed record JanitorSweep(DateTimeOffset At, int RemovedNodes, int RemovedLeases, int RemovedFences, int LiveInstances, int Sessions, int Unowned, int Busiest, int Ideal)
+internal sealed record JanitorSweep(DateTimeOffset At, int RemovedNodes, int RemovedLeases, int RemovedFences, int LiveInstances, int Sessions, int Unowned, int Busiest, int Ideal)
 {
     /// <summary>Busiest / Ideal: 1 is perfectly balanced; 0 when there is nothing to hold.</summary>
     public double Balance => Ideal == 0 ? 0 : (double)Busiest / Ideal;

@@ -6,10 +6,10 @@ using PollLease.Sessions;
 using PollLease.Telemetry;
 using StackExchange.Redis;
 
-namespace PollLease.State;
+namespace PollLease.Messages;
 
 /// <summary>
-/// Per-session message log in the Redis list <c>{prefix}:messages:{session}</c> (seed 004, User Story 3). An
+/// Per-session message log in the Redis list <c>{prefix}:messages:{session}</c>. An
 /// append is one script call whatever the history length: it checks the writer's fencing token against the
 /// session's current one, pushes the batch, refreshes the TTL and trims to the maximum length, atomically.
 /// </summary>
@@ -160,14 +160,14 @@ public sealed class MessageLog
             }
             else
             {
-                MessageLogLog.SkippedElement(_logger, sessionId, i, Preview(values[i]));
+                MessagesLog.SkippedElement(_logger, sessionId, i, Preview(values[i]));
             }
         }
         return messages;
     }
 
     /// <summary>
-    /// Seed T014: a log stored the old way (a JSON array in a string key) becomes a list, in one transaction
+    /// Logs written by earlier versions stay readable: a log stored the old way (a JSON array in a string key) becomes a list, in one transaction
     /// that only commits if the string is still the one read. Each old element is kept as a body with token 0.
     /// </summary>
     private async Task MigrateAsync(IDatabase db, string sessionId, CancellationToken cancellationToken)
@@ -193,7 +193,7 @@ public sealed class MessageLog
         }
         catch (JsonException e)
         {
-            MessageLogLog.LegacyUnreadable(_logger, e, sessionId);
+            MessagesLog.LegacyUnreadable(_logger, e, sessionId);
             throw new InvalidOperationException($"Session '{sessionId}': the legacy message key {key} is not a JSON array; it was left untouched.", e);
         }
         var tran = db.CreateTransaction();
@@ -204,7 +204,7 @@ public sealed class MessageLog
         if (await tran.ExecuteAsync().WaitAsync(cancellationToken).ConfigureAwait(false))
         {
             await Task.WhenAll(delete, push, expire).ConfigureAwait(false);
-            MessageLogLog.Migrated(_logger, sessionId, elements.Count);
+            MessagesLog.Migrated(_logger, sessionId, elements.Count);
         }
     }
 

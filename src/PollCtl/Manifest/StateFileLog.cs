@@ -1,8 +1,8 @@
 using Microsoft.Extensions.Logging;
 
-namespace PollLease.Telemetry;
+namespace PollCtl.Manifest;
 
-internal static partial class StateLog
+internal static partial class StateFileLog
 {
     [LoggerMessage(EventId = 7001, Level = LogLevel.Debug, Message = "State saved: path={Path} bytes={Bytes}")]
     public static partial void Saved(ILogger logger, string path, int bytes);

@@ -2,10 +2,10 @@ using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
+using PollCtl.Manifest;
 using PollLease.Sessions;
-using PollLease.State;
 
-namespace PollLease.Tests.State;
+namespace PollLease.Tests.Manifest;
 
 public sealed class StateFileTests : IDisposable
 {
@@ -115,13 +115,13 @@ public sealed class StateFileTests : IDisposable
     public async Task A_held_lock_times_out_naming_the_holder_and_a_second_locker_waits()
     {
         var state = PathOf("state.json");
-        var first = await StateLock.AcquireAsync(state, TimeSpan.FromSeconds(1), loggerFactory: _loggers);
+        var first = await StateFileLock.AcquireAsync(state, TimeSpan.FromSeconds(1), loggerFactory: _loggers);
 
-        var e = await Assert.ThrowsAsync<StateLockedException>(() => StateLock.AcquireAsync(state, TimeSpan.FromMilliseconds(200), loggerFactory: _loggers));
+        var e = await Assert.ThrowsAsync<StateFileLockedException>(() => StateFileLock.AcquireAsync(state, TimeSpan.FromMilliseconds(200), loggerFactory: _loggers));
         Assert.Equal(Environment.ProcessId, e.Holder!.Pid);
         Assert.Contains($"held by pid {Environment.ProcessId} on {Environment.MachineName}", e.Message, StringComparison.Ordinal);
 
-        var waiting = StateLock.AcquireAsync(state, TimeSpan.FromSeconds(30), loggerFactory: _loggers);
+        var waiting = StateFileLock.AcquireAsync(state, TimeSpan.FromSeconds(30), loggerFactory: _loggers);
         await Infrastructure.Eventually.TrueAsync(() => _logs.GetSnapshot().Count(r => r.Message.StartsWith("State lock wait started", StringComparison.Ordinal)) >= 2, TimeSpan.FromSeconds(10), "the second locker waits");
         Assert.False(waiting.IsCompleted);
         await first.DisposeAsync();
@@ -137,12 +137,12 @@ public sealed class StateFileTests : IDisposable
         var state = PathOf("state.json");
         using var dead = Process.Start(new ProcessStartInfo("true"))!;
         await dead.WaitForExitAsync();
-        await File.WriteAllTextAsync(state + ".lock", JsonSerializer.Serialize(new StateLockHolder(dead.Id, Environment.MachineName, DateTimeOffset.UtcNow), Web));
+        await File.WriteAllTextAsync(state + ".lock", JsonSerializer.Serialize(new StateFileLockHolder(dead.Id, Environment.MachineName, DateTimeOffset.UtcNow), Web));
 
-        await (await StateLock.AcquireAsync(state, TimeSpan.FromSeconds(1), loggerFactory: _loggers)).DisposeAsync();
+        await (await StateFileLock.AcquireAsync(state, TimeSpan.FromSeconds(1), loggerFactory: _loggers)).DisposeAsync();
 
-        await File.WriteAllTextAsync(state + ".lock", JsonSerializer.Serialize(new StateLockHolder(1, "another-host", DateTimeOffset.UtcNow.AddHours(-1)), Web));
-        await (await StateLock.AcquireAsync(state, TimeSpan.FromSeconds(1), staleAfter: TimeSpan.FromMinutes(10), loggerFactory: _loggers)).DisposeAsync();
+        await File.WriteAllTextAsync(state + ".lock", JsonSerializer.Serialize(new StateFileLockHolder(1, "another-host", DateTimeOffset.UtcNow.AddHours(-1)), Web));
+        await (await StateFileLock.AcquireAsync(state, TimeSpan.FromSeconds(1), staleAfter: TimeSpan.FromMinutes(10), loggerFactory: _loggers)).DisposeAsync();
 
         Assert.Equal(2, _logs.GetSnapshot().Count(r => r.Level == LogLevel.Warning && r.Message.StartsWith("State lock stale, broken", StringComparison.Ordinal)));
         Assert.False(File.Exists(state + ".lock"));

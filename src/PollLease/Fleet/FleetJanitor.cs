@@ -1,14 +1,14 @@
 using System.Diagnostics.Metrics;
-using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using PollLease.Assignment;
 using PollLease.Coordination;
+using PollLease.Election;
 using PollLease.Sessions;
 using PollLease.Telemetry;
 using StackExchange.Redis;
 
-namespace PollLease.Election;
+namespace PollLease.Fleet;
 
 /// <summary>
 /// The fleet-wide duties, done by exactly one instance at a time: the holder of the <c>janitor</c> role. Each sweep
@@ -16,7 +16,7 @@ namespace PollLease.Election;
 /// catalog, and refreshes the fleet gauges. Every write is a script fenced on the janitor's own leader key, so a
 /// janitor that lost its role (paused, partitioned) cannot delete anything, even mid-sweep.
 /// </summary>
-public sealed class FleetJanitor : IAsyncDisposable
+internal sealed class FleetJanitor : IAsyncDisposable
 {
     /// <summary>
     /// KEYS: leader key, nodes zset, then one node key per candidate. ARGV: expected leader value, cutoff ms
@@ -24,10 +24,8 @@ public sealed class FleetJanitor : IAsyncDisposable
     /// cutoff (it may have come back since it was read). Returns the count removed, or -1 when not the janitor.
     /// </summary>
     internal const string RemoveDeadNodesScript = """
-        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        local cutoff = now - tonumber(ARGV[2])
+        if not holds(KEYS[1], ARGV[1]) then return -1 end
+        local cutoff = server_ms() - tonumber(ARGV[2])
         local removed = 0
         for i = 3, #ARGV do
           local score = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[i]))
@@ -47,7 +45,7 @@ public sealed class FleetJanitor : IAsyncDisposable
     /// or { -1, 0 } when not the janitor.
     /// </summary>
     internal const string RemoveOrphansScript = """
-        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return { -1, 0 } end
+        if not holds(KEYS[1], ARGV[1]) then return { -1, 0 } end
         local leases = 0
         local fences = 0
         for i = 2, #ARGV do
@@ -65,8 +63,10 @@ public sealed class FleetJanitor : IAsyncDisposable
         """;
 
     private const int ChunkSize = 100;
-    private static readonly RedisScript RemoveDeadNodes = new(RemoveDeadNodesScript);
-    private static readonly RedisScript RemoveOrphans = new(RemoveOrphansScript);
+    private const string RemoveDeadNodesLua = LuaHelpers.Prelude + RemoveDeadNodesScript;
+    private const string RemoveOrphansLua = LuaHelpers.Prelude + RemoveOrphansScript;
+    private static readonly RedisScript RemoveDeadNodes = new(RemoveDeadNodesLua);
+    private static readonly RedisScript RemoveOrphans = new(RemoveOrphansLua);
 
     private readonly IConnectionMultiplexer _redis;
     private readonly RedisKeys _keys;
@@ -88,6 +88,8 @@ public sealed class FleetJanitor : IAsyncDisposable
     private long _removedNodes;
     private long _removedLeases;
     private long _removedFences;
+    private readonly TimeSpan _stopBound;
+    private bool _cleanOrphans;
 
     /// <summary>Creates the janitor of one instance; it acts only once elected.</summary>
     /// <param name="redis">The connection.</param>
@@ -106,6 +108,7 @@ public sealed class FleetJanitor : IAsyncDisposable
         _redis = redis;
         _keys = new RedisKeys(keyPrefix);
         _options = options;
+        _cleanOrphans = options.CleanOrphans;
         _heartbeatTtl = heartbeatTtl;
         _time = timeProvider ?? TimeProvider.System;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("PollLease.Janitor");
@@ -114,6 +117,7 @@ public sealed class FleetJanitor : IAsyncDisposable
         var election = (options.Election ?? new ElectionOptions()).WithRole(JanitorOptions.Role);
         election.KeyPrefix = keyPrefix;
         election.InstanceId = instanceId;
+        _stopBound = election.CallbackTimeout;
         _election = new LeaderElection(redis, election, new ElectionCallbacks { OnPromote = RunAsync }, _time, loggerFactory, meterFactory);
         _metrics = new FleetMetrics(meterFactory, instanceId, () => _election.IsLeader ? Volatile.Read(ref _last) : null);
     }
@@ -137,7 +141,13 @@ public sealed class FleetJanitor : IAsyncDisposable
     /// <summary>Leaves the election, releasing the role so another instance takes over at once.</summary>
     /// <param name="cancellationToken">Abandons the waits.</param>
     public Task<bool> StopAsync(CancellationToken cancellationToken = default) =>
-        _election.StopAsync(new StopOptions { DeleteKey = true, DemoteTimeout = _options.Election?.CallbackTimeout ?? TimeSpan.FromSeconds(5) }, cancellationToken);
+        _election.StopAsync(new ElectionStopOptions { DeleteKey = true, DemoteTimeout = _options.Election?.CallbackTimeout ?? TimeSpan.FromSeconds(5) }, cancellationToken);
+
+    /// <summary>
+    /// The fleet's sessions come from an application-supplied directory, not the Redis catalog: the catalog set is then
+    /// not the source of truth, so no lease or fence is cleaned as an orphan (the registry and gauges still are).
+    /// </summary>
+    internal void SessionsOutsideCatalog() => _cleanOrphans = false;
 
     /// <summary>
     /// Also publish the fleet's assignment after every sweep: computed from the last published one, the live
@@ -171,25 +181,32 @@ public sealed class FleetJanitor : IAsyncDisposable
         _sweepGate.Dispose();
     }
 
+    /// <summary>The janitor's term: a sweep every interval until the term ends; the sweep in flight is then cancelled.</summary>
     private async Task RunAsync(ElectionTerm term)
     {
-        while (!term.Leadership.IsCancellationRequested)
+        var loop = new BackgroundLoop(_time);
+        loop.Start(async ct =>
         {
-            try
-            {
-                await SweepAsync(term.Token, term.Leadership).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (term.Leadership.IsCancellationRequested)
-            {
-                return;
-            }
-#pragma warning disable CA1031 // One failed sweep (Redis down, a malformed key) must not end the janitor's term.
-            catch (Exception e)
-#pragma warning restore CA1031
-            {
-                ElectionLog.JanitorFailed(_logger, e, _election.InstanceId);
-            }
-            await Task.Delay(_options.Interval, _time, term.Leadership).ConfigureAwait(false);
+            await SweepAsync(term.Token, ct).ConfigureAwait(false);
+            return _options.Interval;
+        }, e =>
+        {
+            // One failed sweep (Redis down, a malformed key) must not end the janitor's term.
+            ElectionLog.JanitorFailed(_logger, e, _election.InstanceId);
+            return _options.Interval;
+        });
+        try
+        {
+            await Task.Delay(Timeout.InfiniteTimeSpan, _time, term.Leadership).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (term.Leadership.IsCancellationRequested)
+        {
+            // The term ended.
+        }
+        // Each Redis call of a sweep ends at once on cancellation; a sweep's own work is bounded by its chunks.
+        if (!await loop.StopAsync(_stopBound).ConfigureAwait(false))
+        {
+            ElectionLog.JanitorFailed(_logger, new TimeoutException($"The sweep in flight did not end within {_stopBound} of the term's end."), _election.InstanceId);
         }
     }
 
@@ -209,13 +226,13 @@ public sealed class FleetJanitor : IAsyncDisposable
 
     private async Task<JanitorSweep?> SweepCoreAsync(long token, CancellationToken cancellationToken)
     {
-        // Seed 7.3: check the role right before acting; the scripts check it again, atomically, for every write.
+        // A paused or partitioned leader may have lost the role without knowing: check it right before acting; the scripts check it again, atomically, for every write.
         if (!await _election.ValidateTokenAsync(token, cancellationToken).ConfigureAwait(false))
         {
             ElectionLog.JanitorFenced(_logger, _election.InstanceId);
             return null;
         }
-        var expected = _election.InstanceId + "|" + token.ToString(CultureInfo.InvariantCulture);
+        var expected = LeaseValue.Format(_election.InstanceId, token);
         var status = await _reader.ReadAsync(cancellationToken).ConfigureAwait(false);
         var db = _redis.GetDatabase();
 
@@ -248,7 +265,7 @@ public sealed class FleetJanitor : IAsyncDisposable
         var (removedLeases, removedFences) = (0, 0);
         // An empty catalog with leases around means sessions come from somewhere else (a static directory): then
         // every lease would look orphaned, so nothing is cleaned.
-        var server = _options.CleanOrphans && status.Leases.Count > 0 ? await ServerAsync(db).ConfigureAwait(false) : null;
+        var server = _cleanOrphans && status.Leases.Count > 0 ? await ServerAsync(db).ConfigureAwait(false) : null;
         if (server is not null)
         {
             var catalog = status.Leases.Select(l => l.SessionId).ToHashSet(StringComparer.Ordinal);

@@ -1,4 +1,4 @@
-namespace PollLease.State;
+namespace PollLease.Messages;
 
 /// <summary>
 /// An append carried a fencing token older than the session's current one: another instance has taken the

@@ -1,7 +1,7 @@
 namespace PollLease.Election;
 
-/// <summary>How <see cref="LeaderElection.StopAsync"/> ends an election (seed Step 12).</summary>
-public sealed class StopOptions
+/// <summary>How <see cref="LeaderElection.StopAsync"/> ends an election.</summary>
+public sealed class ElectionStopOptions
 {
     /// <summary>Delete the leader key when this instance holds it, so a follower takes over at once instead of after the TTL. Default true.</summary>
     public bool DeleteKey { get; init; } = true;

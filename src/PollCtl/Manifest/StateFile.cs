@@ -1,17 +1,16 @@
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using PollLease.Telemetry;
 
-namespace PollLease.State;
+namespace PollCtl.Manifest;
 
 /// <summary>
-/// A JSON state file that survives crashes (seed 004 User Story 1): a save writes a temp file in the same
+/// A JSON state file that survives crashes: a save writes a temp file in the same
 /// directory, fsyncs and closes it, keeps the previous file as <c>.bak</c>, then renames the temp into place,
 /// so a reader sees the old file or the new one, never half of one. A load that finds the file corrupted
 /// falls back to the <c>.bak</c> and restores it.
 /// </summary>
-public sealed class StateFile
+internal sealed class StateFile
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
     private readonly ILogger _logger;
@@ -23,7 +22,7 @@ public sealed class StateFile
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         Path = System.IO.Path.GetFullPath(path);
-        _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("PollLease.State");
+        _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("PollCtl.Manifest");
     }
 
     /// <summary>The file's full path.</summary>
@@ -47,7 +46,7 @@ public sealed class StateFile
             await WriteAtomicallyAsync(BackupPath, await File.ReadAllBytesAsync(Path, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
         }
         await WriteAtomicallyAsync(Path, bytes, cancellationToken).ConfigureAwait(false);
-        StateLog.Saved(_logger, Path, bytes.Length);
+        StateFileLog.Saved(_logger, Path, bytes.Length);
     }
 
     /// <summary>
@@ -73,11 +72,11 @@ public sealed class StateFile
         }
         if (backup is not null)
         {
-            StateLog.FellBack(_logger, Path, mainError ?? "missing");
+            StateFileLog.FellBack(_logger, Path, mainError ?? "missing");
             await WriteAtomicallyAsync(Path, await File.ReadAllBytesAsync(BackupPath, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
             return backup;
         }
-        StateLog.Corrupted(_logger, Path, mainError ?? "missing", backupError ?? "missing");
+        StateFileLog.Corrupted(_logger, Path, mainError ?? "missing", backupError ?? "missing");
         throw new StateCorruptedException(Path, $"state file {Path} is corrupted ({mainError ?? "missing"}) and so is its backup ({backupError ?? "missing"})");
     }
 
@@ -129,7 +128,7 @@ public sealed class StateFile
 }
 
 /// <summary>The state file and its backup are both unreadable; nothing was changed.</summary>
-public sealed class StateCorruptedException : Exception
+internal sealed class StateCorruptedException : Exception
 {
     /// <summary>Creates the exception.</summary>
     /// <param name="path">The state file.</param>

@@ -1,9 +1,9 @@
 using System.Diagnostics;
+using PollCtl.Manifest;
 using PollLease.Sessions;
-using PollLease.State;
 using PollLease.Tests.Infrastructure;
 
-namespace PollLease.Tests.State;
+namespace PollLease.Tests.Manifest;
 
 /// <summary>
 /// Runs alone: its child processes keep every core busy, which would starve the timing-bound lease tests
@@ -12,7 +12,7 @@ namespace PollLease.Tests.State;
 [CollectionDefinition(nameof(StateFileCrashTests), DisableParallelization = true)]
 public sealed class StateFileCrashRunsAlone;
 
-/// <summary>Seed 004 T005: a process killed at random points of a save, 1,000 times, never leaves a state that fails to load.</summary>
+/// <summary>A process killed at random points of a save, 1,000 times, never leaves a state that fails to load.</summary>
 [Collection(nameof(StateFileCrashTests))]
 public sealed class StateFileCrashTests : IDisposable
 {

@@ -3,7 +3,9 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
+using Microsoft.Extensions.Options;
 using PollLease.Election;
+using PollLease.Fleet;
 using PollLease.Hosting;
 using PollLease.Polling;
 using PollLease.Sessions;
@@ -12,7 +14,7 @@ using PollLease.Tests.Infrastructure;
 using StackExchange.Redis;
 using static PollLease.Tests.Election.ElectionTestKit;
 
-namespace PollLease.Tests.Election;
+namespace PollLease.Tests.Fleet;
 
 public abstract class FleetJanitorTests(RedisFixture fixture)
 {
@@ -166,9 +168,13 @@ public sealed class FleetJanitorHostingTests(RedisServerFixture fixture) : IClas
 {
     private readonly string _prefix = RedisFixture.NewPrefix();
 
-    private IHost CreateHost(string id, bool enabled)
+    private IHost CreateHost(string id, bool enabled, ISessionDirectory? sessions = null)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        if (sessions is not null)
+        {
+            builder.Services.AddSingleton(sessions);
+        }
         string Ms(int ms) => TimeSpan.FromMilliseconds(ms).ToString("c", CultureInfo.InvariantCulture);
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
@@ -187,6 +193,33 @@ public sealed class FleetJanitorHostingTests(RedisServerFixture fixture) : IClas
         builder.Services.AddPollLease(builder.Configuration);
         builder.Services.AddPollHandler<RecordPollHandler>();
         return builder.Build();
+    }
+
+    [Fact]
+    public async Task With_an_application_supplied_directory_the_janitor_cleans_no_orphans_and_leaves_the_bound_options_as_configured()
+    {
+        // Sessions come from the application, not the catalog: a lease of a session missing from the catalog is not an orphan.
+        await new SessionCatalog(fixture.Redis, _prefix).AddAsync("kept", "record");
+        var db = fixture.Redis.GetDatabase();
+        await db.StringSetAsync($"{{{_prefix}}}:lease:elsewhere", "node-z|5", TimeSpan.FromMinutes(5));
+        using var host = CreateHost("node-1", enabled: true, new StaticSessionDirectory(["elsewhere"]));
+        await host.StartAsync();
+        try
+        {
+            await global::PollLease.Tests.Hosting.GenericTestHost.WaitUntilRunningAsync(host);
+            var janitor = host.Services.GetRequiredService<FleetJanitorHostedService>().Janitor!;
+            await Eventually.TrueAsync(() => janitor.IsJanitor && janitor.LastSweep is not null, Deadline, "node-1 swept as janitor");
+            var first = janitor.LastSweep;
+            await Eventually.TrueAsync(() => !ReferenceEquals(janitor.LastSweep, first), Deadline, "a second sweep");
+
+            Assert.True(await db.KeyExistsAsync($"{{{_prefix}}}:lease:elsewhere"));
+            Assert.Equal(0, janitor.Removed.Leases);
+            Assert.True(host.Services.GetRequiredService<IOptions<JanitorOptions>>().Value.CleanOrphans);
+        }
+        finally
+        {
+            await host.StopAsync();
+        }
     }
 
     [Fact]

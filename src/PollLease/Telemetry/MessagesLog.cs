@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 
 namespace PollLease.Telemetry;
 
-internal static partial class MessageLogLog
+internal static partial class MessagesLog
 {
     [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "Message skipped: session={SessionId} index={Index} reason=undecodable element={Preview}")]
     public static partial void SkippedElement(ILogger logger, string sessionId, int index, string preview);

@@ -2,30 +2,29 @@ using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using PollLease.Telemetry;
 
-namespace PollLease.State;
+namespace PollCtl.Manifest;
 
-/// <summary>Who holds a <see cref="StateLock"/>.</summary>
+/// <summary>Who holds a <see cref="StateFileLock"/>.</summary>
 /// <param name="Pid">Process id.</param>
 /// <param name="Host">Host name.</param>
 /// <param name="Acquired">When it was taken.</param>
-public sealed record StateLockHolder(int Pid, string Host, DateTimeOffset Acquired);
+internal sealed record StateFileLockHolder(int Pid, string Host, DateTimeOffset Acquired);
 
 /// <summary>
-/// Serializes writers of a state file across processes (seed 004 User Story 2): a lock file created
+/// Serializes writers of a state file across processes: a lock file created
 /// exclusively next to it, holding PID, host name and time. A lock whose process is dead on this host, or that
 /// is older than the stale threshold, is broken with a warning.
 /// </summary>
-public sealed class StateLock : IAsyncDisposable
+internal sealed class StateFileLock : IAsyncDisposable
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     private readonly ILogger _logger;
-    private readonly StateLockHolder _me;
+    private readonly StateFileLockHolder _me;
     private readonly long _acquiredAt;
     private int _released;
 
-    private StateLock(string path, StateLockHolder me, ILogger logger)
+    private StateFileLock(string path, StateFileLockHolder me, ILogger logger)
     {
         LockPath = path;
         _me = me;
@@ -42,11 +41,11 @@ public sealed class StateLock : IAsyncDisposable
     /// <param name="staleAfter">A lock older than this is broken (default 10 minutes).</param>
     /// <param name="loggerFactory">Logging: acquired, released with held time, wait started, stale broken, timeout.</param>
     /// <param name="cancellationToken">Cancels the wait.</param>
-    /// <exception cref="StateLockedException">Still held by another process after <paramref name="timeout"/>.</exception>
-    public static async Task<StateLock> AcquireAsync(string statePath, TimeSpan timeout, TimeSpan? staleAfter = null, ILoggerFactory? loggerFactory = null, CancellationToken cancellationToken = default)
+    /// <exception cref="StateFileLockedException">Still held by another process after <paramref name="timeout"/>.</exception>
+    public static async Task<StateFileLock> AcquireAsync(string statePath, TimeSpan timeout, TimeSpan? staleAfter = null, ILoggerFactory? loggerFactory = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(statePath);
-        var logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("PollLease.State");
+        var logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("PollCtl.Manifest");
         var path = Path.GetFullPath(statePath) + ".lock";
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         var stale = staleAfter ?? TimeSpan.FromMinutes(10);
@@ -54,7 +53,7 @@ public sealed class StateLock : IAsyncDisposable
         var waiting = false;
         while (true)
         {
-            var me = new StateLockHolder(Environment.ProcessId, Environment.MachineName, DateTimeOffset.UtcNow);
+            var me = new StateFileLockHolder(Environment.ProcessId, Environment.MachineName, DateTimeOffset.UtcNow);
             try
             {
                 await using (var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, 4096, FileOptions.WriteThrough))
@@ -63,8 +62,8 @@ public sealed class StateLock : IAsyncDisposable
                     stream.Flush(flushToDisk: true);
                 }
                 var waited = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-                StateLog.LockAcquired(logger, path, waited);
-                return new StateLock(path, me, logger);
+                StateFileLog.LockAcquired(logger, path, waited);
+                return new StateFileLock(path, me, logger);
             }
             catch (IOException) when (File.Exists(path))
             {
@@ -77,7 +76,7 @@ public sealed class StateLock : IAsyncDisposable
                 : IsAbandoned(holder, stale);
             if (abandoned)
             {
-                StateLog.LockBroken(logger, path, holder?.Pid ?? 0, holder?.Host ?? "?", holder?.Acquired ?? default);
+                StateFileLog.LockBroken(logger, path, holder?.Pid ?? 0, holder?.Host ?? "?", holder?.Acquired ?? default);
                 File.Delete(path);
                 continue;
             }
@@ -88,13 +87,13 @@ public sealed class StateLock : IAsyncDisposable
             }
             if (!waiting)
             {
-                StateLog.LockWaiting(logger, path, holder.Pid, holder.Host);
+                StateFileLog.LockWaiting(logger, path, holder.Pid, holder.Host);
                 waiting = true;
             }
             if (Stopwatch.GetElapsedTime(started) >= timeout)
             {
-                StateLog.LockTimedOut(logger, path, holder.Pid, holder.Host, timeout.TotalSeconds);
-                throw new StateLockedException(path, holder, timeout);
+                StateFileLog.LockTimedOut(logger, path, holder.Pid, holder.Host, timeout.TotalSeconds);
+                throw new StateFileLockedException(path, holder, timeout);
             }
             await Task.Delay(TimeSpan.FromMilliseconds(50), cancellationToken).ConfigureAwait(false);
         }
@@ -113,10 +112,10 @@ public sealed class StateLock : IAsyncDisposable
             File.Delete(LockPath);
         }
         var held = Stopwatch.GetElapsedTime(_acquiredAt).TotalMilliseconds;
-        StateLog.LockReleased(_logger, LockPath, held);
+        StateFileLog.LockReleased(_logger, LockPath, held);
     }
 
-    private static bool IsAbandoned(StateLockHolder holder, TimeSpan stale)
+    private static bool IsAbandoned(StateFileLockHolder holder, TimeSpan stale)
     {
         if (DateTimeOffset.UtcNow - holder.Acquired > stale)
         {
@@ -137,12 +136,12 @@ public sealed class StateLock : IAsyncDisposable
         }
     }
 
-    private static async Task<StateLockHolder?> ReadHolderAsync(string path, CancellationToken cancellationToken)
+    private static async Task<StateFileLockHolder?> ReadHolderAsync(string path, CancellationToken cancellationToken)
     {
         try
         {
             var bytes = await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
-            return bytes.Length == 0 ? null : JsonSerializer.Deserialize<StateLockHolder>(bytes, Json);
+            return bytes.Length == 0 ? null : JsonSerializer.Deserialize<StateFileLockHolder>(bytes, Json);
         }
         catch (FileNotFoundException)
         {
@@ -156,13 +155,13 @@ public sealed class StateLock : IAsyncDisposable
 }
 
 /// <summary>Another process held the state lock for longer than the timeout.</summary>
-public sealed class StateLockedException : Exception
+internal sealed class StateFileLockedException : Exception
 {
     /// <summary>Creates the exception.</summary>
     /// <param name="lockPath">The lock file.</param>
     /// <param name="holder">Who holds it.</param>
     /// <param name="timeout">How long the caller waited.</param>
-    public StateLockedException(string lockPath, StateLockHolder holder, TimeSpan timeout)
+    public StateFileLockedException(string lockPath, StateFileLockHolder holder, TimeSpan timeout)
         : base($"state locked: {lockPath} is held by pid {holder?.Pid} on {holder?.Host} since {holder?.Acquired:O}; waited {timeout.TotalSeconds:0.#} s")
     {
         LockPath = lockPath;
@@ -170,22 +169,22 @@ public sealed class StateLockedException : Exception
     }
 
     /// <summary>Creates the exception.</summary>
-    public StateLockedException() => LockPath = "";
+    public StateFileLockedException() => LockPath = "";
 
     /// <summary>Creates the exception.</summary>
     /// <param name="message">The message.</param>
-    public StateLockedException(string message)
+    public StateFileLockedException(string message)
         : base(message) => LockPath = "";
 
     /// <summary>Creates the exception.</summary>
     /// <param name="message">The message.</param>
     /// <param name="innerException">The cause.</param>
-    public StateLockedException(string message, Exception innerException)
+    public StateFileLockedException(string message, Exception innerException)
         : base(message, innerException) => LockPath = "";
 
     /// <summary>The lock file.</summary>
     public string LockPath { get; }
 
     /// <summary>Who holds it.</summary>
-    public StateLockHolder? Holder { get; }
+    public StateFileLockHolder? Holder { get; }
 }

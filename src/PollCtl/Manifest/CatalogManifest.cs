@@ -1,9 +1,9 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.Extensions.Logging;
-using PollLease.State;
+using PollLease.Sessions;
 
-namespace PollLease.Sessions;
+namespace PollCtl.Manifest;
 
 /// <summary>One session in a manifest (<c>pollctl apply -f</c>).</summary>
 /// <param name="Id">The session id.</param>
@@ -11,7 +11,7 @@ namespace PollLease.Sessions;
 /// <param name="IntervalSeconds">Interval in seconds (4-120).</param>
 /// <param name="Paused">Whether it is paused.</param>
 /// <param name="Metadata">Optional string pairs.</param>
-public sealed record ManifestSession(
+internal sealed record ManifestSession(
     [property: JsonPropertyName("id")] string Id,
     [property: JsonPropertyName("target")] string Target,
     [property: JsonPropertyName("intervalSeconds")] double IntervalSeconds,
@@ -23,13 +23,13 @@ public sealed record ManifestSession(
 /// <param name="Updated">Sessions whose content changed.</param>
 /// <param name="Removed">Sessions removed because an earlier apply of the same state file created them and the manifest no longer lists them.</param>
 /// <param name="Unchanged">Sessions already as listed.</param>
-public sealed record ApplyResult(IReadOnlyList<string> Added, IReadOnlyList<string> Updated, IReadOnlyList<string> Removed, IReadOnlyList<string> Unchanged);
+internal sealed record ApplyResult(IReadOnlyList<string> Added, IReadOnlyList<string> Updated, IReadOnlyList<string> Removed, IReadOnlyList<string> Unchanged);
 
 /// <summary>What the state file of <see cref="CatalogManifest"/> records: the sessions applies created.</summary>
 /// <param name="Version">Format version (1).</param>
 /// <param name="Created">Ids of sessions created by applies of this state file, and so theirs to remove.</param>
 /// <param name="AppliedAt">When the last apply finished.</param>
-public sealed record ApplyState(
+internal sealed record ApplyState(
     [property: JsonPropertyName("version")] int Version,
     [property: JsonPropertyName("created")] IReadOnlyList<string> Created,
     [property: JsonPropertyName("appliedAt")] DateTimeOffset AppliedAt);
@@ -38,7 +38,7 @@ public sealed record ApplyState(
 /// Declarative apply: reconciles the Redis catalog with a manifest under a cross-process lock, adding and
 /// updating what it lists and removing only sessions an earlier apply of the same state file created.
 /// </summary>
-public static class CatalogManifest
+internal static class CatalogManifest
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { AllowTrailingCommas = true, ReadCommentHandling = JsonCommentHandling.Skip };
 
@@ -96,7 +96,7 @@ public static class CatalogManifest
     {
         ArgumentNullException.ThrowIfNull(catalog);
         ArgumentNullException.ThrowIfNull(sessions);
-        await using var held = await StateLock.AcquireAsync(statePath, lockTimeout, loggerFactory: loggerFactory, cancellationToken: cancellationToken).ConfigureAwait(false);
+        await using var held = await StateFileLock.AcquireAsync(statePath, lockTimeout, loggerFactory: loggerFactory, cancellationToken: cancellationToken).ConfigureAwait(false);
         var state = new StateFile(statePath, loggerFactory);
         var previous = await state.LoadAsync<ApplyState>(s => s.Version == 1 && s.Created is not null, cancellationToken).ConfigureAwait(false);
         var created = new HashSet<string>(previous?.Created ?? [], StringComparer.Ordinal);

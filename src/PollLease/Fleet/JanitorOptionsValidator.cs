@@ -1,10 +1,11 @@
 using Microsoft.Extensions.Options;
 using PollLease.Coordination;
+using PollLease.Election;
 
-namespace PollLease.Election;
+namespace PollLease.Fleet;
 
 /// <summary>Validates <see cref="JanitorOptions"/> (and its election's timings) when the janitor is enabled.</summary>
-public sealed class JanitorOptionsValidator : IValidateOptions<JanitorOptions>
+internal sealed class JanitorOptionsValidator : IValidateOptions<JanitorOptions>
 {
     /// <inheritdoc />
     public ValidateOptionsResult Validate(string? name, JanitorOptions options)
