@@ -1,11 +1,10 @@
 using System.Globalization;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using PollLease.Hosting;
 using PollLease.Messages;
 using PollLease.Polling;
 using PollLease.Sessions;
+using PollLease.Tests.Hosting;
 using PollLease.Tests.Infrastructure;
 using StackExchange.Redis;
 
@@ -21,28 +20,12 @@ public abstract class HandoverTimingTests(RedisFixture fixture)
     private const double Jitter = 0.1;
     private readonly string _prefix = RedisFixture.NewPrefix();
 
+    // The shared hosting-test host (loaded-machine timings, record handler), with the default 10 % jitter.
     private IHost CreateHost(string id)
     {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        string Ms(int ms) => TimeSpan.FromMilliseconds(ms).ToString("c", CultureInfo.InvariantCulture);
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["PollLease:Redis"] = fixture.ConnectionString,
-            ["PollLease:KeyPrefix"] = _prefix,
-            ["PollLease:InstanceId"] = id,
-            ["PollLease:LeaseTtl"] = Ms(1500),
-            ["PollLease:RenewInterval"] = Ms(300),
-            ["PollLease:RetryInterval"] = Ms(100),
-            ["PollLease:HeartbeatTtl"] = Ms(1500),
-            ["PollLease:HeartbeatInterval"] = Ms(300),
-            ["PollLease:SafetyMargin"] = Ms(300),
-            ["PollLease:OperationTimeout"] = Ms(800),
-            ["PollLease:Polling:Tick"] = Ms(50),
-            ["PollLease:Polling:Jitter"] = Jitter.ToString(CultureInfo.InvariantCulture),
-        });
-        builder.Services.AddPollLease(builder.Configuration);
-        builder.Services.AddPollHandler<RecordPollHandler>();
-        return builder.Build();
+        var settings = GenericTestHost.Settings(fixture.ConnectionString, _prefix, id);
+        settings["PollLease:Polling:Jitter"] = Jitter.ToString(CultureInfo.InvariantCulture);
+        return GenericTestHost.Build(settings);
     }
 
     [Fact]

@@ -1,12 +1,11 @@
 using System.Globalization;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using PollLease.Coordination;
-using PollLease.Hosting;
 using PollLease.Messages;
 using PollLease.Polling;
 using PollLease.Sessions;
+using PollLease.Tests.Hosting;
 using PollLease.Tests.Infrastructure;
 using StackExchange.Redis;
 
@@ -19,31 +18,16 @@ namespace PollLease.Tests.Polling;
 public abstract class RecordFleetTests(RedisFixture fixture)
 {
     private static readonly TimeSpan Interval = PollSession.MinInterval;
-    // Loaded-machine margins, as in LeaseTestHost.
+    // The lease TTL GenericTestHost.Settings configures.
     private static readonly TimeSpan LeaseTtl = TimeSpan.FromSeconds(3);
     private readonly string _prefix = RedisFixture.NewPrefix();
 
+    // The shared hosting-test host (loaded-machine timings, record handler), with the library's default jitter.
     private IHost CreateHost(string id)
     {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        string Ms(int ms) => TimeSpan.FromMilliseconds(ms).ToString("c", CultureInfo.InvariantCulture);
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["PollLease:Redis"] = fixture.ConnectionString,
-            ["PollLease:KeyPrefix"] = _prefix,
-            ["PollLease:InstanceId"] = id,
-            ["PollLease:LeaseTtl"] = Ms((int)LeaseTtl.TotalMilliseconds),
-            ["PollLease:RenewInterval"] = Ms(500),
-            ["PollLease:RetryInterval"] = Ms(100),
-            ["PollLease:HeartbeatTtl"] = Ms((int)LeaseTtl.TotalMilliseconds),
-            ["PollLease:HeartbeatInterval"] = Ms(500),
-            ["PollLease:SafetyMargin"] = Ms(500),
-            ["PollLease:OperationTimeout"] = Ms(2000),
-            ["PollLease:Polling:Tick"] = Ms(50),
-        });
-        builder.Services.AddPollLease(builder.Configuration);
-        builder.Services.AddPollHandler<RecordPollHandler>();
-        return builder.Build();
+        var settings = GenericTestHost.Settings(fixture.ConnectionString, _prefix, id);
+        settings.Remove("PollLease:Polling:Jitter");
+        return GenericTestHost.Build(settings);
     }
 
     [Fact]
