@@ -81,7 +81,7 @@ public sealed class PollLeaseOptions
     /// Upper bound of the release-and-deregister round trip on shutdown. The Azure Functions host kills the
     /// worker about 5 s after asking it to stop, so this must stay below that. Default 3 s.
     /// </summary>
-    [OptionRange(SectionName, "it must be at least 50 ms and less than 5 s, the grace the Azure Functions host gives a worker before killing it", Minimum = OptionRule.MinimumTiming, Maximum = "00:00:05", MaximumIsExclusive = true)]
+    [OptionRange(SectionName, OptionRule.AtLeastMinimumTiming + " and less than 5 s, the grace the Azure Functions host gives a worker before killing it", Minimum = OptionRule.MinimumTiming, Maximum = "00:00:05", MaximumIsExclusive = true)]
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(3);
 
     /// <summary>
