@@ -18,8 +18,9 @@ namespace PollLease.Hosting;
 /// </summary>
 internal sealed class FleetJanitorHostedService : BackgroundService, IAsyncDisposable
 {
-    private readonly bool _enabled;
-    private readonly string _instanceId;
+    private readonly IOptions<JanitorOptions> _janitorOptions;
+    private readonly IOptions<PollLeaseOptions> _lease;
+    private string _instanceId = "";
     private readonly IServiceProvider _services;
     private readonly PollLeaseConnection _connection;
     private readonly PollLeaseHostedService _instance;
@@ -40,30 +41,34 @@ internal sealed class FleetJanitorHostedService : BackgroundService, IAsyncDispo
         ShutdownBudget budget,
         ILoggerFactory loggerFactory)
     {
-        _enabled = janitor.Value.Enabled;
-        _instanceId = lease.Value.InstanceId ?? "";
+        // Read when first needed, not when built: the host builds its hosted services before its start-up validation, which
+        // then reports every invalid section at once instead of only the first one read.
+        _janitorOptions = janitor;
+        _lease = lease;
         _services = services;
         _connection = connection;
         _instance = instance;
         _budget = budget;
         _logger = loggerFactory.CreateLogger("PollLease.Hosting");
-        if (!_enabled)
-        {
-            _started.TrySetResult();
-        }
     }
 
     /// <summary>The janitor, or null when disabled or not started yet (see <see cref="WhenStartedAsync"/>).</summary>
     public FleetJanitor? Janitor => Volatile.Read(ref _janitor);
 
-    /// <summary>Completes once the janitor exists and joined the election (at once when disabled).</summary>
+    /// <summary>Completes once the janitor exists and joined the election (at once when disabled, once started).</summary>
     /// <param name="cancellationToken">Abandons the wait.</param>
     public Task WhenStartedAsync(CancellationToken cancellationToken) => _started.Task.WaitAsync(cancellationToken);
 
     public override Task StartAsync(CancellationToken cancellationToken)
     {
-        if (!_enabled || ExecuteTask is not null)
+        if (ExecuteTask is not null)
         {
+            return Task.CompletedTask;
+        }
+        _instanceId = _lease.Value.InstanceId ?? "";
+        if (!_janitorOptions.Value.Enabled)
+        {
+            _started.TrySetResult();
             return Task.CompletedTask;
         }
         _connection.Start();
@@ -138,6 +143,10 @@ internal sealed class FleetJanitorHostedService : BackgroundService, IAsyncDispo
         // A host disposed without being stopped: the container has already disposed the janitor (which leaves the
         // election) before the connection; only a start still waiting for the connection is left to end here.
         Dispose();
+        if (ExecuteTask is null)
+        {
+            return; // never started: disabled, or the host failed before (e.g. on invalid options)
+        }
         await StopStep.ObserveAsync(ExecuteTask, _budget.Length, "janitor start", _logger, _instanceId).ConfigureAwait(false);
         await StopStep.ObserveAsync(_stop, _budget.Length, "janitor", _logger, _instanceId).ConfigureAwait(false);
     }

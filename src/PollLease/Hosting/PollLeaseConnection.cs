@@ -24,10 +24,10 @@ namespace PollLease.Hosting;
 /// </remarks>
 internal sealed class PollLeaseConnection : IHostedService, IAsyncDisposable
 {
-    private readonly PollLeaseOptions _options;
+    private readonly IOptions<PollLeaseOptions> _options;
     private readonly ShutdownBudget _budget;
     private readonly Func<IConnectionMultiplexer>? _external;
-    private readonly PollLeaseRedisOptions _hooks;
+    private readonly IOptions<PollLeaseRedisOptions> _hooks;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly TaskCompletionSource<IConnectionMultiplexer> _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -59,8 +59,10 @@ internal sealed class PollLeaseConnection : IHostedService, IAsyncDisposable
         _external = external;
         // The application owns its multiplexer: never dispose it here.
         _handedOver = external is not null;
-        _options = options.Value;
-        _hooks = hooks.Value;
+        // Read when first needed, not when built: the host builds its hosted services before its start-up validation, which
+        // then reports every invalid section at once instead of only the first one read.
+        _options = options;
+        _hooks = hooks;
         _time = time;
         _logger = loggerFactory.CreateLogger("PollLease.Redis");
     }
@@ -82,7 +84,7 @@ internal sealed class PollLeaseConnection : IHostedService, IAsyncDisposable
             }
             if (_external is null)
             {
-                RedisConnectionFactory.Parse(_options);
+                RedisConnectionFactory.Parse(_options.Value);
             }
             _loop = Task.Run(() => ConnectLoopAsync(_stopping.Token), CancellationToken.None);
         }
@@ -121,7 +123,7 @@ internal sealed class PollLeaseConnection : IHostedService, IAsyncDisposable
             var redis = await StartRetry.UntilDoneAsync(ConnectOnceAsync, (e, failures, delay) =>
             {
                 Volatile.Write(ref _failures, failures);
-                HostingLog.ConnectFailed(_logger, e, _options.InstanceId ?? "", failures, delay);
+                HostingLog.ConnectFailed(_logger, e, _options.Value.InstanceId ?? "", failures, delay);
             }, _time, stopping).ConfigureAwait(false);
             _connected.TrySetResult(redis);
         }
@@ -134,7 +136,7 @@ internal sealed class PollLeaseConnection : IHostedService, IAsyncDisposable
     private async Task<IConnectionMultiplexer> ConnectOnceAsync(CancellationToken stopping)
     {
         var connecting = _external is null
-            ? RedisConnectionFactory.ConnectAsync(_options, _hooks, _logger)
+            ? RedisConnectionFactory.ConnectAsync(_options.Value, _hooks.Value, _logger)
             : Task.Run(_external, CancellationToken.None);
         try
         {
@@ -171,7 +173,7 @@ internal sealed class PollLeaseConnection : IHostedService, IAsyncDisposable
         }
         catch (Exception e)
         {
-            HostingLog.ConnectFailed(_logger, e, _options.InstanceId ?? "", Failures + 1, TimeSpan.Zero);
+            HostingLog.ConnectFailed(_logger, e, _options.Value.InstanceId ?? "", Failures + 1, TimeSpan.Zero);
         }
     }
 
@@ -188,9 +190,15 @@ internal sealed class PollLeaseConnection : IHostedService, IAsyncDisposable
         {
             loop = _loop;
         }
+        if (loop is null)
+        {
+            // Never started (the host failed before, e.g. on invalid options): nothing to wait for or close.
+            _stopping.Dispose();
+            return;
+        }
         // The loop ends at once when cancelled, or once a connect in flight has finished and its multiplexer is closed;
         // a hook that never returns is given up on after the stop budget.
-        await StopStep.ObserveAsync(loop, _budget.Length, "connect", _logger, _options.InstanceId ?? "").ConfigureAwait(false);
+        await StopStep.ObserveAsync(loop, _budget.Length, "connect", _logger, _options.Value.InstanceId ?? "").ConfigureAwait(false);
         if (_connected.Task.IsCompletedSuccessfully && !Volatile.Read(ref _handedOver))
         {
             await _connected.Task.Result.DisposeAsync().ConfigureAwait(false);

@@ -29,12 +29,13 @@ internal sealed class PollLeaseHostedService : BackgroundService, IAsyncDisposab
     private readonly IServiceProvider _services;
     private readonly PollLeaseConnection _connection;
     private readonly ShutdownBudget _budget;
-    private readonly PollingOptions _polling;
+    private readonly IOptions<PollLeaseOptions> _options;
+    private readonly IOptions<PollingOptions> _polling;
     private readonly TimeProvider _time;
     private readonly ILoggerFactory _loggerFactory;
     private readonly IMeterFactory? _meterFactory;
     private readonly ILogger _logger;
-    private readonly string _instanceId;
+    private string _instanceId = "";
     private readonly TaskCompletionSource<LeaseManager?> _running = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task? _leaseStop;
     private PollScheduler? _scheduler;
@@ -62,12 +63,14 @@ internal sealed class PollLeaseHostedService : BackgroundService, IAsyncDisposab
         _services = services;
         _connection = connection;
         _budget = budget;
-        _polling = polling.Value;
+        // Read when first needed, not when built: the host builds its hosted services before its start-up validation, which
+        // then reports every invalid section at once instead of only the first one read.
+        _options = options;
+        _polling = polling;
         _time = time;
         _loggerFactory = loggerFactory;
         _meterFactory = meterFactory;
         _logger = loggerFactory.CreateLogger("PollLease.Hosting");
-        _instanceId = options.Value.InstanceId ?? "";
     }
 
     /// <summary>Leases the last stop could not release (they expire by their TTL); 0 before a stop.</summary>
@@ -82,6 +85,7 @@ internal sealed class PollLeaseHostedService : BackgroundService, IAsyncDisposab
         {
             throw new InvalidOperationException($"Instance {_instanceId} was already started.");
         }
+        _instanceId = _options.Value.InstanceId ?? "";
         // A missing or unparsable connection string fails the start here; an unreachable Redis never does.
         _connection.Start();
         return base.StartAsync(cancellationToken);
@@ -185,7 +189,7 @@ internal sealed class PollLeaseHostedService : BackgroundService, IAsyncDisposab
             var leases = _services.GetRequiredService<LeaseManager>();
             var handler = _services.GetServices<IPollHandler>().Last();
             var sessions = _services.GetRequiredService<IPollSessionSource>();
-            var scheduler = new PollScheduler(leases, sessions.GetSessionsAsync, handler, _polling, _time,
+            var scheduler = new PollScheduler(leases, sessions.GetSessionsAsync, handler, _polling.Value, _time,
                 _loggerFactory.CreateLogger("PollLease.Polling"), new PollMetrics(_meterFactory, leases.InstanceId));
             _scheduler = scheduler;
             // Published before it starts, so a stop during the start still deregisters what the start registered.
@@ -227,6 +231,10 @@ internal sealed class PollLeaseHostedService : BackgroundService, IAsyncDisposab
         // A host disposed without being stopped: the container has already disposed the lease manager (which releases
         // its leases) before the connection; end the poll loop and a start still waiting for the connection.
         Dispose();
+        if (ExecuteTask is null)
+        {
+            return; // never started (the host failed before, e.g. on invalid options)
+        }
         // Steps a stop gave up on may still be running: let them end (each is bounded) and report how they ended.
         var idle = await StopStep.ObserveAsync(ExecuteTask, _budget.Length, "poll loop", _logger, _instanceId).ConfigureAwait(false);
         await StopStep.ObserveAsync(_leaseStop, _budget.Length, "release", _logger, _instanceId).ConfigureAwait(false);

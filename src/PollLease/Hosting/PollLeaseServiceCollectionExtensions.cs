@@ -103,8 +103,7 @@ public static class PollLeaseServiceCollectionExtensions
             .PostConfigure<IOptions<PollLeaseOptions>>((j, lease) =>
             {
                 j.Election.Role = JanitorOptions.Role;
-                j.Election.KeyPrefix = lease.Value.KeyPrefix;
-                j.Election.InstanceId = lease.Value.InstanceId ?? "";
+                (j.Election.KeyPrefix, j.Election.InstanceId) = JanitorIdentity(lease);
             })
             .ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<JanitorOptions>, JanitorOptionsValidator>());
@@ -138,6 +137,23 @@ public static class PollLeaseServiceCollectionExtensions
             sp.GetRequiredService<IOptions<PollLeaseOptions>>(),
             sp.GetRequiredService<ILoggerFactory>()));
         return services;
+    }
+
+    /// <summary>
+    /// The janitor's election runs under the instance's key prefix and id. When the lease section is invalid, the host's
+    /// start-up validation reports it and the host does not start; the janitor then takes stand-ins, so that its own
+    /// failures are reported beside the lease section's rather than replaced by them.
+    /// </summary>
+    private static (string KeyPrefix, string InstanceId) JanitorIdentity(IOptions<PollLeaseOptions> lease)
+    {
+        try
+        {
+            return (lease.Value.KeyPrefix, lease.Value.InstanceId ?? "");
+        }
+        catch (OptionsValidationException)
+        {
+            return ("invalid-lease-options", "invalid-lease-options");
+        }
     }
 
     /// <summary>Registers the poll handler every session of this instance is polled with (one singleton).</summary>

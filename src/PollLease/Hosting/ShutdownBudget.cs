@@ -11,19 +11,21 @@ namespace PollLease.Hosting;
 /// </summary>
 internal sealed class ShutdownBudget : IDisposable
 {
-    private readonly TimeSpan _length;
+    private readonly IOptions<PollLeaseOptions> _options;
     private readonly TimeProvider _time;
     private readonly object _lock = new();
     private CancellationTokenSource? _deadline;
 
     public ShutdownBudget(IOptions<PollLeaseOptions> options, TimeProvider time)
     {
-        _length = options.Value.ShutdownTimeout;
+        // Read when first needed, not when built: the host builds its hosted services before its start-up validation, which
+        // then reports every invalid section at once instead of only the first one read.
+        _options = options;
         _time = time;
     }
 
     /// <summary>The whole budget.</summary>
-    public TimeSpan Length => _length;
+    public TimeSpan Length => _options.Value.ShutdownTimeout;
 
     /// <summary>True once a stop began and its budget ran out.</summary>
     public bool Spent
@@ -42,7 +44,7 @@ internal sealed class ShutdownBudget : IDisposable
     {
         lock (_lock)
         {
-            _deadline ??= new CancellationTokenSource(_length, _time);
+            _deadline ??= new CancellationTokenSource(Length, _time);
             return _deadline.Token;
         }
     }

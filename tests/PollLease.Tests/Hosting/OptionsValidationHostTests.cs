@@ -33,4 +33,30 @@ public sealed class OptionsValidationHostTests
         Assert.Equal([expected], e.Failures);
         Assert.Equal(expected, e.Message);
     }
+
+    [Fact]
+    public async Task Start_reports_every_broken_section_at_once_not_only_the_first()
+    {
+        var settings = GenericTestHost.Settings("127.0.0.1:1,abortConnect=false,connectTimeout=50", "optval", "node-a");
+        foreach (var rule in BrokenRules())
+        {
+            settings[(string)rule[0]] = (string)rule[1];
+        }
+        settings["PollLease:Polling:Tick"] = "00:00:05";
+        using var host = GenericTestHost.Build(settings);
+
+        // Fixing one setting per deployment to learn of the next would be slow: the host's start-up validation lists
+        // them all (nothing of PollLease reads its options before it).
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => host.StartAsync());
+
+        var failures = (e is AggregateException all ? all.Flatten().InnerExceptions : [e])
+            .SelectMany(x => Assert.IsType<OptionsValidationException>(x).Failures)
+            .ToList();
+        Assert.Equal(4, failures.Count);
+        foreach (var rule in BrokenRules())
+        {
+            Assert.Contains((string)rule[2], failures);
+        }
+        Assert.Contains(failures, f => f.StartsWith("PollLease:Polling:Tick = 00:00:05 is invalid", StringComparison.Ordinal));
+    }
 }
