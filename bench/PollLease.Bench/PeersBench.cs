@@ -186,7 +186,7 @@ internal static class PeersBench
 
     private static async Task<Holder> PollLeaseHolderAsync(ConnectionMultiplexer first, ConnectionMultiplexer second, string[] keys, string prefix)
     {
-        var sessions = new StaticSessionDirectory(keys);
+        var sessions = StaticSessionSource.FromIds(keys);
         var a = new LeaseManager(first, Options(prefix, "first"), sessions);
         await a.StartAsync().ConfigureAwait(false);
         await WaitAsync(() => a.OwnedSessions().Count == keys.Length).ConfigureAwait(false);

@@ -46,7 +46,7 @@ internal static class ProfileBench
         await using var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",syncTimeout=20000,asyncTimeout=20000").ConfigureAwait(false);
         var options = ScaleBench.Options(prefix, "profiled", TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(10));
         options.OperationTimeout = TimeSpan.FromSeconds(8);
-        await using var manager = new LeaseManager(connection, options, new StaticSessionDirectory(ids));
+        await using var manager = new LeaseManager(connection, options, StaticSessionSource.FromIds(ids));
         using var cycles = new ScaleBench.CycleRecorder();
 
         cycles.Start();

@@ -177,8 +177,7 @@ internal sealed class PollLeaseHostedService : IHostedService, IAsyncDisposable
             // Resolved only now: each of these needs the connection.
             var leases = _services.GetRequiredService<LeaseManager>();
             var handler = _services.GetServices<IPollHandler>().Last();
-            var sessions = _services.GetRequiredService<IPollSessionSource>();
-            var scheduler = new PollScheduler(leases, sessions.GetSessionsAsync, handler, _polling, _time,
+            var scheduler = new PollScheduler(leases, handler, _polling, _time,
                 _loggerFactory.CreateLogger("PollLease.Polling"), new PollMetrics(_meterFactory, leases.InstanceId));
             _scheduler = scheduler;
             // Published before it starts, so a stop during the start still deregisters what the start registered.

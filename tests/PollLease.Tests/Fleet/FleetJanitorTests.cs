@@ -168,7 +168,7 @@ public sealed class FleetJanitorHostingTests(RedisServerFixture fixture) : IClas
 {
     private readonly string _prefix = RedisFixture.NewPrefix();
 
-    private IHost CreateHost(string id, bool enabled, ISessionDirectory? sessions = null)
+    private IHost CreateHost(string id, bool enabled, ISessionSource? sessions = null)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         if (sessions is not null)
@@ -202,7 +202,7 @@ public sealed class FleetJanitorHostingTests(RedisServerFixture fixture) : IClas
         await new SessionCatalog(fixture.Redis, _prefix).AddAsync("kept", "record");
         var db = fixture.Redis.GetDatabase();
         await db.StringSetAsync($"{{{_prefix}}}:lease:elsewhere", "node-z|5", TimeSpan.FromMinutes(5));
-        using var host = CreateHost("node-1", enabled: true, new StaticSessionDirectory(["elsewhere"]));
+        using var host = CreateHost("node-1", enabled: true, StaticSessionSource.FromIds(["elsewhere"]));
         await host.StartAsync();
         try
         {
