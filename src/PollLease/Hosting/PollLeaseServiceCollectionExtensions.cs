@@ -22,7 +22,8 @@ public static class PollLeaseServiceCollectionExtensions
     /// Adds one PollLease instance: options bound from the <c>PollLease</c> section and validated at start-up,
     /// the Redis connection (unless an <see cref="IConnectionMultiplexer"/> is already registered), the session
     /// catalog, the lease manager and the hosted service that runs heartbeat, lease and poll loops. Register the
-    /// poll handler with <see cref="AddPollHandler{THandler}"/>.
+    /// poll handler with <see cref="AddPollHandler{THandler}"/>. Sessions come from the Redis
+    /// <see cref="SessionCatalog"/> unless an <see cref="ISessionSource"/> is registered before this call.
     /// </summary>
     /// <remarks>
     /// The host's start never waits for Redis: the connection (with its hooks, e.g. an Entra ID token) is made in the
