@@ -13,9 +13,10 @@ namespace PollLease.Hosting;
 /// Runs the janitor election in every instance when <see cref="JanitorOptions.Enabled"/>; the elected one does the
 /// fleet-wide duties. Like the instance itself it starts in the background once the Redis connection exists, and
 /// stops within what is left of the instance's <see cref="ShutdownBudget"/> (it is registered before
-/// <see cref="PollLeaseHostedService"/>, so the host stops it after the leases were released).
+/// <see cref="PollLeaseHostedService"/>, so the host stops it after the leases were released). Its run only joins
+/// the election; the janitor's own loop does the work.
 /// </summary>
-internal sealed class FleetJanitorHostedService : IHostedService, IAsyncDisposable
+internal sealed class FleetJanitorHostedService : BackgroundService, IAsyncDisposable
 {
     private readonly bool _enabled;
     private readonly string _instanceId;
@@ -25,10 +26,9 @@ internal sealed class FleetJanitorHostedService : IHostedService, IAsyncDisposab
     private readonly ShutdownBudget _budget;
     private readonly ILogger _logger;
     private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private CancellationTokenSource? _stopping;
-    private Task? _run;
     private Task? _stop;
     private FleetJanitor? _janitor;
+    private int _stopped;
     private int _disposed;
 
     public FleetJanitorHostedService(
@@ -60,30 +60,34 @@ internal sealed class FleetJanitorHostedService : IHostedService, IAsyncDisposab
     /// <param name="cancellationToken">Abandons the wait.</param>
     public Task WhenStartedAsync(CancellationToken cancellationToken) => _started.Task.WaitAsync(cancellationToken);
 
-    public Task StartAsync(CancellationToken cancellationToken)
+    public override Task StartAsync(CancellationToken cancellationToken)
     {
-        if (!_enabled || _run is not null)
+        if (!_enabled || ExecuteTask is not null)
         {
             return Task.CompletedTask;
         }
         _connection.Start();
-        var stopping = new CancellationTokenSource();
-        _stopping = stopping;
-        _run = Task.Run(() => RunAsync(stopping.Token), CancellationToken.None);
-        return Task.CompletedTask;
+        return base.StartAsync(cancellationToken);
     }
 
-    public async Task StopAsync(CancellationToken cancellationToken)
+    public override async Task StopAsync(CancellationToken cancellationToken)
     {
-        if (_stopping is null || _stopping.IsCancellationRequested)
+        if (ExecuteTask is null || Interlocked.Exchange(ref _stopped, 1) != 0)
         {
             return;
         }
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _budget.Begin());
-        await _stopping.CancelAsync().ConfigureAwait(false);
-        if (_run is not null)
+        try
         {
-            await StopStep.RunAsync(_run, "janitor start", _budget.Length, _logger, _instanceId, () => 0, stop.Token).ConfigureAwait(false);
+            await base.StopAsync(stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            // Told below, from the run's state.
+        }
+        if (!ExecuteTask.IsCompleted)
+        {
+            HostingLog.StopBudgetSpent(_logger, _instanceId, "janitor start", _budget.Length, 0);
         }
         if (Janitor is { } janitor)
         {
@@ -94,13 +98,13 @@ internal sealed class FleetJanitorHostedService : IHostedService, IAsyncDisposab
         }
     }
 
-    private async Task RunAsync(CancellationToken stopping)
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         try
         {
             // The janitor joins once its own instance is in the fleet: a sweep before that would see no live instance
             // and publish no assignment until its next interval.
-            if (await _instance.Running.WaitAsync(stopping).ConfigureAwait(false) is null)
+            if (await _instance.Running.WaitAsync(stoppingToken).ConfigureAwait(false) is null)
             {
                 _started.TrySetCanceled(CancellationToken.None);
                 return;
@@ -109,12 +113,12 @@ internal sealed class FleetJanitorHostedService : IHostedService, IAsyncDisposab
             var janitor = _services.GetRequiredService<FleetJanitor>();
             // Published before it starts, so a stop during the start still leaves the election.
             Volatile.Write(ref _janitor, janitor);
-            await janitor.StartAsync(stopping).ConfigureAwait(false);
+            await janitor.StartAsync(stoppingToken).ConfigureAwait(false);
             _started.TrySetResult();
         }
-        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
-            _started.TrySetCanceled(stopping);
+            _started.TrySetCanceled(stoppingToken);
         }
         catch (Exception e)
         {
@@ -133,12 +137,8 @@ internal sealed class FleetJanitorHostedService : IHostedService, IAsyncDisposab
         }
         // A host disposed without being stopped: the container has already disposed the janitor (which leaves the
         // election) before the connection; only a start still waiting for the connection is left to end here.
-        if (_stopping is { IsCancellationRequested: false })
-        {
-            await _stopping.CancelAsync().ConfigureAwait(false);
-        }
-        await StopStep.ObserveAsync(_run, _budget.Length, "janitor start", _logger, _instanceId).ConfigureAwait(false);
+        Dispose();
+        await StopStep.ObserveAsync(ExecuteTask, _budget.Length, "janitor start", _logger, _instanceId).ConfigureAwait(false);
         await StopStep.ObserveAsync(_stop, _budget.Length, "janitor", _logger, _instanceId).ConfigureAwait(false);
-        _stopping?.Dispose();
     }
 }

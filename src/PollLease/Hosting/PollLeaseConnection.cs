@@ -2,7 +2,6 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PollLease.Coordination;
-using PollLease.Election;
 using PollLease.Telemetry;
 using StackExchange.Redis;
 
@@ -20,15 +19,11 @@ namespace PollLease.Hosting;
 /// silent link and delay the process's exit after the stop is over.
 /// With AbortOnConnectFail=false a multiplexer is handed out even when Redis is down (it reconnects by itself),
 /// so only a hook that throws (a token that cannot be had) keeps <see cref="GetAsync"/> waiting.
+/// It is not a BackgroundService because the connect may have to begin before the host starts: an application that
+/// resolves a Redis-backed service from the container first starts it through <see cref="TakeForContainer"/>.
 /// </remarks>
 internal sealed class PollLeaseConnection : IHostedService, IAsyncDisposable
 {
-    /// <summary>The first retry delay; it doubles per failure up to <see cref="MaxRetryDelay"/>.</summary>
-    internal static readonly TimeSpan FirstRetryDelay = TimeSpan.FromSeconds(1);
-
-    /// <summary>The longest wait between two attempts.</summary>
-    internal static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(30);
-
     private readonly PollLeaseOptions _options;
     private readonly ShutdownBudget _budget;
     private readonly Func<IConnectionMultiplexer>? _external;
@@ -119,40 +114,37 @@ internal sealed class PollLeaseConnection : IHostedService, IAsyncDisposable
 
     private async Task ConnectLoopAsync(CancellationToken stopping)
     {
-        while (!stopping.IsCancellationRequested)
+        try
         {
-            var connecting = _external is null
-                ? RedisConnectionFactory.ConnectAsync(_options, _hooks, _logger)
-                : Task.Run(_external, CancellationToken.None);
-            try
+            // Anything a hook or the connect throws (no managed identity yet, Entra ID unreachable, DNS): the instance
+            // keeps trying rather than taking the worker down, and says so each time.
+            var redis = await StartRetry.UntilDoneAsync(ConnectOnceAsync, (e, failures, delay) =>
             {
-                var redis = await connecting.WaitAsync(stopping).ConfigureAwait(false);
-                _connected.TrySetResult(redis);
-                return;
-            }
-            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
-            {
-                await DisposeLateAsync(connecting).ConfigureAwait(false);
-                break;
-            }
-            catch (Exception e)
-            {
-                // Anything a hook or the connect throws (no managed identity yet, Entra ID unreachable, DNS): the
-                // instance keeps trying rather than taking the worker down, and says so each time.
-                var failures = Interlocked.Increment(ref _failures);
-                var delay = ElectionBackoff.Compute(failures, FirstRetryDelay, MaxRetryDelay, Random.Shared.NextDouble());
+                Volatile.Write(ref _failures, failures);
                 HostingLog.ConnectFailed(_logger, e, _options.InstanceId ?? "", failures, delay);
-                try
-                {
-                    await Task.Delay(delay, _time, stopping).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (stopping.IsCancellationRequested)
-                {
-                    break;
-                }
-            }
+            }, _time, stopping).ConfigureAwait(false);
+            _connected.TrySetResult(redis);
         }
-        _connected.TrySetCanceled(stopping);
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            _connected.TrySetCanceled(stopping);
+        }
+    }
+
+    private async Task<IConnectionMultiplexer> ConnectOnceAsync(CancellationToken stopping)
+    {
+        var connecting = _external is null
+            ? RedisConnectionFactory.ConnectAsync(_options, _hooks, _logger)
+            : Task.Run(_external, CancellationToken.None);
+        try
+        {
+            return await connecting.WaitAsync(stopping).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            await DisposeLateAsync(connecting).ConfigureAwait(false);
+            throw;
+        }
     }
 
     /// <summary>

@@ -19,7 +19,12 @@ namespace PollLease.Hosting;
 /// counted and left to expire by its TTL. It runs in every instance of a scaled-out app (unlike timer functions,
 /// which Azure runs on one instance at a time).
 /// </summary>
-internal sealed class PollLeaseHostedService : IHostedService, IAsyncDisposable
+/// <remarks>
+/// A <see cref="BackgroundService"/>: the start, the run and a failure that ends it follow the host's own rules (a run
+/// that throws is logged and stops the host, per the host's <c>BackgroundServiceExceptionBehavior</c>). Only the stop
+/// is its own, because it must share one budget between the poll drain and the release.
+/// </remarks>
+internal sealed class PollLeaseHostedService : BackgroundService, IAsyncDisposable
 {
     private readonly IServiceProvider _services;
     private readonly PollLeaseConnection _connection;
@@ -31,8 +36,6 @@ internal sealed class PollLeaseHostedService : IHostedService, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly string _instanceId;
     private readonly TaskCompletionSource<LeaseManager?> _running = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private CancellationTokenSource? _stopping;
-    private Task? _run;
     private Task? _leaseStop;
     private PollScheduler? _scheduler;
     private LeaseManager? _leases;
@@ -73,7 +76,7 @@ internal sealed class PollLeaseHostedService : IHostedService, IAsyncDisposable
     /// <summary>The lease manager once the instance runs; null before that and after it stopped.</summary>
     internal LeaseManager? Leases => _state == States.Started && _running.Task.IsCompletedSuccessfully ? _running.Task.Result : null;
 
-    public Task StartAsync(CancellationToken cancellationToken)
+    public override Task StartAsync(CancellationToken cancellationToken)
     {
         if (Interlocked.CompareExchange(ref _state, States.Started, States.New) != States.New)
         {
@@ -81,10 +84,7 @@ internal sealed class PollLeaseHostedService : IHostedService, IAsyncDisposable
         }
         // A missing or unparsable connection string fails the start here; an unreachable Redis never does.
         _connection.Start();
-        var stopping = new CancellationTokenSource();
-        _stopping = stopping;
-        _run = Task.Run(() => RunAsync(stopping.Token), CancellationToken.None);
-        return Task.CompletedTask;
+        return base.StartAsync(cancellationToken);
     }
 
     /// <summary>
@@ -114,7 +114,7 @@ internal sealed class PollLeaseHostedService : IHostedService, IAsyncDisposable
         return scheduler is not null;
     }
 
-    public async Task StopAsync(CancellationToken cancellationToken)
+    public override async Task StopAsync(CancellationToken cancellationToken)
     {
         if (Interlocked.Exchange(ref _state, States.Stopped) != States.Started)
         {
@@ -122,17 +122,24 @@ internal sealed class PollLeaseHostedService : IHostedService, IAsyncDisposable
         }
         var started = _time.GetTimestamp();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _budget.Begin());
-        if (_stopping is not null)
-        {
-            await _stopping.CancelAsync().ConfigureAwait(false);
-        }
 
-        // 1. The polls in flight see the cancelled token; wait for them at most half the budget, so the release has time.
-        if (_run is not null)
+        // 1. The polls in flight see the cancelled stopping token; wait for them at most half the budget, so the release
+        //    has time.
+        using (var half = new CancellationTokenSource(_budget.Length / 2, _time))
+        using (var drain = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, half.Token))
         {
-            using var half = new CancellationTokenSource(_budget.Length / 2, _time);
-            using var drain = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, half.Token);
-            await StopStep.RunAsync(_run, "poll drain", _budget.Length / 2, _logger, _instanceId, () => _leases?.OwnedSessions().Count ?? 0, drain.Token).ConfigureAwait(false);
+            try
+            {
+                await base.StopAsync(drain.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (drain.IsCancellationRequested)
+            {
+                // Told below, from the run's state.
+            }
+            if (ExecuteTask is { IsCompleted: false })
+            {
+                HostingLog.StopBudgetSpent(_logger, _instanceId, "poll drain", _budget.Length / 2, _leases?.OwnedSessions().Count ?? 0);
+            }
         }
 
         // 2. Cycle gate, unsubscribe, release and deregister: the lease manager's own stop, bounded by what is left. While
@@ -147,7 +154,7 @@ internal sealed class PollLeaseHostedService : IHostedService, IAsyncDisposable
             // Counted before the stop: once it starts it drops every lease locally, so a count taken after a stop that
             // outran the budget would read 0 while those leases are still in Redis.
             var held = leases.OwnedSessions().Count;
-            if (_run is { IsCompleted: false })
+            if (ExecuteTask is { IsCompleted: false })
             {
                 HostingLog.LeasesKept(_logger, _instanceId, held);
                 using var noRelease = new CancellationTokenSource();
@@ -169,11 +176,11 @@ internal sealed class PollLeaseHostedService : IHostedService, IAsyncDisposable
         HostingLog.StopFinished(_logger, _instanceId, elapsed, LeftToExpire);
     }
 
-    private async Task RunAsync(CancellationToken stopping)
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         try
         {
-            await _connection.GetAsync(stopping).ConfigureAwait(false);
+            await _connection.GetAsync(stoppingToken).ConfigureAwait(false);
             // Resolved only now: each of these needs the connection.
             var leases = _services.GetRequiredService<LeaseManager>();
             var handler = _services.GetServices<IPollHandler>().Last();
@@ -182,44 +189,30 @@ internal sealed class PollLeaseHostedService : IHostedService, IAsyncDisposable
             _scheduler = scheduler;
             // Published before it starts, so a stop during the start still deregisters what the start registered.
             Volatile.Write(ref _leases, leases);
-            await StartLeasesAsync(leases, stopping).ConfigureAwait(false);
+            // The lease manager's start fails only on what it cannot shrug off itself (a token that cannot be had).
+            await StartRetry.UntilDoneAsync(async ct =>
+            {
+                await leases.StartAsync(ct).ConfigureAwait(false);
+                return leases;
+            }, (e, _, delay) => HostingLog.StartFailed(_logger, e, _instanceId, delay), _time, stoppingToken).ConfigureAwait(false);
             _running.TrySetResult(leases);
-            await scheduler.RunAsync(stopping).ConfigureAwait(false);
+            await scheduler.RunAsync(stoppingToken).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
             // Stopped before or while starting.
         }
         catch (Exception e)
         {
             // Not an outage (those are retried): a service that cannot be built, a loop that broke. An instance that
-            // cannot poll must not keep the worker looking healthy, so the host stops, as it does for a failed
-            // BackgroundService.
+            // cannot poll must not keep the worker looking healthy: rethrown, the host stops (its default for a failed
+            // background service).
             HostingLog.InstanceFailed(_logger, e, _instanceId);
-            _services.GetService<IHostApplicationLifetime>()?.StopApplication();
+            throw;
         }
         finally
         {
             _running.TrySetResult(null);
-        }
-    }
-
-    /// <summary>The lease manager's start, retried with backoff: it fails only on what it cannot shrug off itself.</summary>
-    private async Task StartLeasesAsync(LeaseManager leases, CancellationToken stopping)
-    {
-        for (var failures = 1; ; failures++)
-        {
-            try
-            {
-                await leases.StartAsync(stopping).ConfigureAwait(false);
-                return;
-            }
-            catch (Exception e) when (!stopping.IsCancellationRequested)
-            {
-                var delay = ElectionBackoff.Compute(failures, PollLeaseConnection.FirstRetryDelay, PollLeaseConnection.MaxRetryDelay, Random.Shared.NextDouble());
-                HostingLog.StartFailed(_logger, e, _instanceId, delay);
-                await Task.Delay(delay, _time, stopping).ConfigureAwait(false);
-            }
         }
     }
 
@@ -232,17 +225,13 @@ internal sealed class PollLeaseHostedService : IHostedService, IAsyncDisposable
         }
         // A host disposed without being stopped: the container has already disposed the lease manager (which releases
         // its leases) before the connection; end the poll loop and a start still waiting for the connection.
-        if (_stopping is { IsCancellationRequested: false })
-        {
-            await _stopping.CancelAsync().ConfigureAwait(false);
-        }
+        Dispose();
         // Steps a stop gave up on may still be running: let them end (each is bounded) and report how they ended.
-        var idle = await StopStep.ObserveAsync(_run, _budget.Length, "poll loop", _logger, _instanceId).ConfigureAwait(false);
+        var idle = await StopStep.ObserveAsync(ExecuteTask, _budget.Length, "poll loop", _logger, _instanceId).ConfigureAwait(false);
         await StopStep.ObserveAsync(_leaseStop, _budget.Length, "release", _logger, _instanceId).ConfigureAwait(false);
         if (idle)
         {
             // Polls still running hold the scheduler's slots: it is disposed only once they are done.
-            _stopping?.Dispose();
             _scheduler?.Dispose();
         }
     }

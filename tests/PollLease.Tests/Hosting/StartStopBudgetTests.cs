@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using PollLease.ChaosTests.Harness;
+using PollLease.Coordination;
 using PollLease.Hosting;
 using PollLease.Polling;
 using PollLease.Sessions;
@@ -169,6 +170,28 @@ public abstract class StartStopBudgetTests(RedisFixture fixture, ITestOutputHelp
         var db = fixture.Redis.GetDatabase();
         Assert.False(await db.KeyExistsAsync($"{{{prefix}}}:lease:s0"));
         Assert.False(await db.KeyExistsAsync($"{{{prefix}}}:lease:s1"));
+    }
+
+    [Fact]
+    public async Task An_instance_that_cannot_be_built_says_why_and_stops_the_host()
+    {
+        var prefix = RedisFixture.NewPrefix();
+        // Not an outage to wait out: a service the instance needs throws when it is built, after the connection exists.
+        using var host = GenericTestHost.Build(GenericTestHost.Settings(fixture.ConnectionString, prefix, "start-broken"), services =>
+        {
+            services.AddLogging(b => b.SetMinimumLevel(LogLevel.Information).AddFakeLogging());
+            services.AddSingleton<LeaseManager>(_ => throw new InvalidOperationException("lease manager cannot be built"));
+        });
+        var logs = host.Services.GetFakeLogCollector();
+        var stopping = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var told = host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.Register(() => stopping.TrySetResult());
+        await host.StartAsync();
+
+        // The host is told to stop, as for any failed background service, rather than running on without polling.
+        await stopping.Task.WaitAsync(Wait);
+        Assert.Null(await host.Services.GetRequiredService<PollLeaseHostedService>().Running);
+        Assert.Contains(logs.GetSnapshot(), r => r.Id.Id == 3007 && r.Exception?.Message == "lease manager cannot be built");
+        await host.StopAsync();
     }
 
     private int RedisPort() => ConfigurationOptions.Parse(fixture.ConnectionString).EndPoints.Single() switch
