@@ -196,7 +196,7 @@ public sealed class FleetJanitorHostingTests(RedisServerFixture fixture) : IClas
     }
 
     [Fact]
-    public async Task With_an_application_supplied_directory_the_janitor_cleans_no_orphans_and_leaves_the_bound_options_as_configured()
+    public async Task With_an_application_supplied_session_source_the_janitor_cleans_no_orphans_and_leaves_the_bound_options_as_configured()
     {
         // Sessions come from the application, not the catalog: a lease of a session missing from the catalog is not an orphan.
         await new SessionCatalog(fixture.Redis, _prefix).AddAsync("kept", "record");

@@ -129,28 +129,28 @@ public abstract class PollLeaseHostTests(RedisFixture fixture)
     public async Task A_timer_driven_cycle_and_the_hosted_cycle_firing_together_run_one_at_a_time()
     {
         var prefix = RedisFixture.NewPrefix();
-        var directory = new GatedSource(["s0", "s1"]);
+        var source = new GatedSource(["s0", "s1"]);
         var settings = GenericTestHost.Settings(fixture.ConnectionString, prefix, "host-a");
         // Only lease cycles may read the gated source here (the janitor reads it too, to publish the assignment).
         settings["PollLease:Janitor:Enabled"] = "false";
-        using var host = await GenericTestHost.StartAsync(settings, services => services.AddSingleton<ISessionSource>(directory));
+        using var host = await GenericTestHost.StartAsync(settings, services => services.AddSingleton<ISessionSource>(source));
 
         // Hold the hosted loop inside its next cycle.
-        directory.Close();
-        await Eventually.TrueAsync(() => directory.Inside == 1, Wait, "the hosted loop's cycle is inside the session read");
+        source.Close();
+        await Eventually.TrueAsync(() => source.Inside == 1, Wait, "the hosted loop's cycle is inside the session read");
 
         // The timer function fires now. Without the cycle gate it would enter the cycle at once (the session read is
         // the first thing a cycle does, synchronously up to there), making Inside 2.
         var timer = host.Triggers().RunLeaseCycleAsync("timer");
-        Assert.Equal(1, directory.Inside);
+        Assert.Equal(1, source.Inside);
         Assert.False(timer.IsCompleted);
 
-        directory.Open();
+        source.Open();
         var result = await timer.WaitAsync(Wait);
         Assert.NotNull(result);
         Assert.True(result.Succeeded);
-        Assert.Equal(1, directory.MaxInside);
-        Assert.True(directory.Entries >= 2, $"expected the hosted and the timer cycle, saw {directory.Entries} entries");
+        Assert.Equal(1, source.MaxInside);
+        Assert.True(source.Entries >= 2, $"expected the hosted and the timer cycle, saw {source.Entries} entries");
         await host.StopAsync();
     }
 
