@@ -3,10 +3,16 @@ using PollLease.Coordination;
 
 namespace PollLease.Election;
 
+/// <summary>The rules on <see cref="ElectionOptions"/>' properties, one value each (generated from the attributes).</summary>
+[OptionsValidator]
+internal sealed partial class ElectionOptionsFieldRules : IValidateOptions<ElectionOptions>
+{
+}
+
 /// <summary>
-/// Validates <see cref="ElectionOptions"/>: each failure names the field, the value and the rule. The timing
-/// relationships are what make the election safe: the leader must stop acting before its key can expire, and
-/// so before anyone else can be elected.
+/// Validates <see cref="ElectionOptions"/>: each value against its own rule, then the timing relationships that make
+/// the election safe: the leader must stop acting before its key can expire, and so before anyone else can be
+/// elected. Each failure names the field, the value and the rule.
 /// </summary>
 internal sealed class ElectionOptionsValidator : IValidateOptions<ElectionOptions>
 {
@@ -19,104 +25,46 @@ internal sealed class ElectionOptionsValidator : IValidateOptions<ElectionOption
     /// <summary>Jitter applied to the retry period (client-go's JitterFactor).</summary>
     public const double RetryJitter = 0.2;
 
+    private static readonly ElectionOptionsFieldRules Fields = new();
+
     /// <inheritdoc />
-    public ValidateOptionsResult Validate(string? name, ElectionOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        var failures = GetFailures(options);
-        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
-    }
+    public ValidateOptionsResult Validate(string? name, ElectionOptions options) =>
+        OptionRule.FieldsThenRelationships(Fields.Validate(name, options), Relationships(options));
 
     /// <summary>Throws <see cref="OptionsValidationException"/> listing every failure, when there are any.</summary>
     /// <param name="options">The options to check.</param>
-    public static void ThrowIfInvalid(ElectionOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        var failures = GetFailures(options);
-        if (failures.Count > 0)
-        {
-            throw new OptionsValidationException(Options.DefaultName, typeof(ElectionOptions), failures);
-        }
-    }
+    public static void ThrowIfInvalid(ElectionOptions options) => OptionRule.ThrowIfInvalid(new ElectionOptionsValidator(), options);
 
     /// <summary>Every rule <paramref name="options"/> breaks, one message each; empty when valid.</summary>
     /// <param name="options">The options to check.</param>
-    public static IReadOnlyList<string> GetFailures(ElectionOptions options)
+    public static IReadOnlyList<string> GetFailures(ElectionOptions options) => OptionRule.Failures(new ElectionOptionsValidator().Validate(null, options));
+
+    private static IEnumerable<string> Relationships(ElectionOptions o)
     {
-        ArgumentNullException.ThrowIfNull(options);
-        var f = new List<string>();
-        const string S = "Election";
-        static string Fmt(TimeSpan t) => PollLeaseOptionsValidator.Fmt(t);
-
-        if (!KeySafety.IsSafe(options.KeyPrefix, 32))
+        const string S = ElectionOptions.Section;
+        if (o.RenewDeadline > o.Ttl * MaxRenewDeadlineShare)
         {
-            f.Add($"{S}:KeyPrefix = '{options.KeyPrefix}' is invalid: it must be 1 to 32 characters of letters, digits, '.', '_' or '-'.");
+            yield return OptionRule.Message(S, nameof(o.RenewDeadline), o.RenewDeadline, $"it must be at most 0.9 x Ttl ({OptionRule.Format(o.Ttl * MaxRenewDeadlineShare)}), so the leader stops acting before its key can expire and anyone else can be elected");
         }
-        if (!KeySafety.IsSafe(options.Role, MaxRoleLength))
+        if (o.RenewDeadline < 2 * o.RenewInterval)
         {
-            f.Add($"{S}:Role = '{options.Role}' is invalid: it must be 1 to {MaxRoleLength} characters of letters, digits, '.', '_' or '-'.");
+            yield return OptionRule.Message(S, nameof(o.RenewDeadline), o.RenewDeadline, $"it must be at least 2 x RenewInterval ({OptionRule.Format(2 * o.RenewInterval)}), leaving room for one failed renew before the leader gives up");
         }
-        if (string.IsNullOrEmpty(options.InstanceId))
+        if (o.RetryPeriod * (1 + RetryJitter) >= o.RenewDeadline)
         {
-            f.Add($"{S}:InstanceId is invalid: it must not be empty.");
+            yield return OptionRule.Message(S, nameof(o.RetryPeriod), o.RetryPeriod, $"with its 20% jitter it must stay below RenewDeadline ({OptionRule.Format(o.RenewDeadline)}), so a failed renew is retried before the deadline");
         }
-        else if (!KeySafety.IsSafe(options.InstanceId, KeySafety.MaxLength))
+        if (o.OperationTimeout > o.RenewDeadline - o.RenewInterval)
         {
-            f.Add($"{S}:InstanceId = '{options.InstanceId}' is invalid: it must be 1 to {KeySafety.MaxLength} characters of letters, digits, '.', '_' or '-'.");
+            yield return OptionRule.Message(S, nameof(o.OperationTimeout), o.OperationTimeout, $"it must not exceed RenewDeadline - RenewInterval ({OptionRule.Format(o.RenewDeadline - o.RenewInterval)}), so a hung renew is abandoned in time for another attempt");
         }
-
-        var min = PollLeaseOptionsValidator.MinimumTiming;
-        foreach (var (field, value) in new (string, TimeSpan)[]
+        if (o.DisconnectGracePeriod > o.RenewDeadline)
         {
-            (nameof(options.Ttl), options.Ttl), (nameof(options.RenewInterval), options.RenewInterval),
-            (nameof(options.RenewDeadline), options.RenewDeadline), (nameof(options.RetryPeriod), options.RetryPeriod),
-            (nameof(options.OperationTimeout), options.OperationTimeout), (nameof(options.DisconnectGracePeriod), options.DisconnectGracePeriod),
-            (nameof(options.ValidationInterval), options.ValidationInterval), (nameof(options.MaxBackoff), options.MaxBackoff),
-            (nameof(options.CircuitBreakDuration), options.CircuitBreakDuration), (nameof(options.CallbackTimeout), options.CallbackTimeout),
-        })
-        {
-            if (value < min)
-            {
-                f.Add($"{S}:{field} = {Fmt(value)} is invalid: it must be at least {Fmt(min)}.");
-            }
+            yield return OptionRule.Message(S, nameof(o.DisconnectGracePeriod), o.DisconnectGracePeriod, $"it must not exceed RenewDeadline ({OptionRule.Format(o.RenewDeadline)}); a disconnected leader never acts longer than one that cannot renew");
         }
-        if (options.CircuitBreakerThreshold < 1)
+        if (o.MaxBackoff < o.RetryPeriod)
         {
-            f.Add($"{S}:CircuitBreakerThreshold = {options.CircuitBreakerThreshold} is invalid: it must be at least 1.");
+            yield return OptionRule.Message(S, nameof(o.MaxBackoff), o.MaxBackoff, $"it must be at least RetryPeriod ({OptionRule.Format(o.RetryPeriod)})");
         }
-        if (options.HealthCheckFailureThreshold < 1)
-        {
-            f.Add($"{S}:HealthCheckFailureThreshold = {options.HealthCheckFailureThreshold} is invalid: it must be at least 1.");
-        }
-        if (f.Count > 0)
-        {
-            return f; // the relationships below are meaningless with out-of-range values
-        }
-
-        if (options.RenewDeadline > options.Ttl * MaxRenewDeadlineShare)
-        {
-            f.Add($"{S}:RenewDeadline = {Fmt(options.RenewDeadline)} is invalid: it must be at most 0.9 x Ttl ({Fmt(options.Ttl * MaxRenewDeadlineShare)}), so the leader stops acting before its key can expire and anyone else can be elected.");
-        }
-        if (options.RenewDeadline < 2 * options.RenewInterval)
-        {
-            f.Add($"{S}:RenewDeadline = {Fmt(options.RenewDeadline)} is invalid: it must be at least 2 x RenewInterval ({Fmt(2 * options.RenewInterval)}), leaving room for one failed renew before the leader gives up.");
-        }
-        if (options.RetryPeriod * (1 + RetryJitter) >= options.RenewDeadline)
-        {
-            f.Add($"{S}:RetryPeriod = {Fmt(options.RetryPeriod)} is invalid: with its 20% jitter it must stay below RenewDeadline ({Fmt(options.RenewDeadline)}), so a failed renew is retried before the deadline.");
-        }
-        if (options.OperationTimeout > options.RenewDeadline - options.RenewInterval)
-        {
-            f.Add($"{S}:OperationTimeout = {Fmt(options.OperationTimeout)} is invalid: it must not exceed RenewDeadline - RenewInterval ({Fmt(options.RenewDeadline - options.RenewInterval)}), so a hung renew is abandoned in time for another attempt.");
-        }
-        if (options.DisconnectGracePeriod > options.RenewDeadline)
-        {
-            f.Add($"{S}:DisconnectGracePeriod = {Fmt(options.DisconnectGracePeriod)} is invalid: it must not exceed RenewDeadline ({Fmt(options.RenewDeadline)}); a disconnected leader never acts longer than one that cannot renew.");
-        }
-        if (options.MaxBackoff < options.RetryPeriod)
-        {
-            f.Add($"{S}:MaxBackoff = {Fmt(options.MaxBackoff)} is invalid: it must be at least RetryPeriod ({Fmt(options.RetryPeriod)}).");
-        }
-        return f;
     }
 }

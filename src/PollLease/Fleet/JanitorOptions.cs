@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Options;
+using PollLease.Coordination;
 using PollLease.Election;
 
 namespace PollLease.Fleet;
@@ -22,9 +24,11 @@ public sealed class JanitorOptions
     public bool Enabled { get; set; } = true;
 
     /// <summary>Time between two sweeps of the elected janitor. Default 30 s.</summary>
+    [OptionRange(SectionName, OptionRule.AtLeastMinimumTiming, Minimum = OptionRule.MinimumTiming)]
     public TimeSpan Interval { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Keys per SCAN page when looking for orphaned leases and fences. Default 500.</summary>
+    [OptionRange(SectionName, "it must be between 10 and 10000", Minimum = "10", Maximum = "10000")]
     public int ScanPageSize { get; set; } = 500;
 
     /// <summary>
@@ -40,5 +44,7 @@ public sealed class JanitorOptions
     public bool PublishAssignment { get; set; } = true;
 
     /// <summary>The janitor election's timings (client-go defaults); Role, KeyPrefix and InstanceId are set for you.</summary>
+    [OptionRequired(SectionName)]
+    [ValidateObjectMembers(typeof(JanitorElectionValidator))]
     public ElectionOptions Election { get; set; } = new();
 }

@@ -24,12 +24,5 @@ internal sealed partial class MessageLogOptionsValidator : IValidateOptions<Mess
 {
     public static List<string> GetFailures(MessageLogOptions options) => OptionRule.Failures(new MessageLogOptionsValidator().Validate(null, options));
 
-    public static void ThrowIfInvalid(MessageLogOptions options)
-    {
-        var failures = GetFailures(options);
-        if (failures.Count > 0)
-        {
-            throw new OptionsValidationException(MessageLogOptions.SectionName, typeof(MessageLogOptions), failures);
-        }
-    }
+    public static void ThrowIfInvalid(MessageLogOptions options) => OptionRule.ThrowIfInvalid(new MessageLogOptionsValidator(), options, MessageLogOptions.SectionName);
 }

@@ -7,6 +7,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using PollLease.Coordination;
 using PollLease.Messages;
 using PollLease.Telemetry;
 
@@ -40,11 +41,7 @@ public sealed class HttpPollHandler : IPollHandler, IDisposable
     {
         ArgumentNullException.ThrowIfNull(log);
         ArgumentNullException.ThrowIfNull(options);
-        var failures = HttpPollOptionsValidator.GetFailures(options.Value);
-        if (failures.Count > 0)
-        {
-            throw new OptionsValidationException(HttpPollOptions.SectionName, typeof(HttpPollOptions), failures);
-        }
+        OptionRule.ThrowIfInvalid(new HttpPollOptionsValidator(), options.Value, HttpPollOptions.SectionName);
         _log = log;
         _options = options.Value;
         _client = new HttpClient(transport ?? new SocketsHttpHandler { AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) })

@@ -22,25 +22,26 @@ public sealed class PollLeaseOptionsValidatorTests
 
     public static TheoryData<string, Action<PollLeaseOptions>, string> Rules() => new()
     {
-        { "KeyPrefix", o => o.KeyPrefix = "", "PollLease:KeyPrefix = '' is invalid: it must be 1 to 32 characters" },
+        { "KeyPrefix", o => o.KeyPrefix = "", "PollLease:KeyPrefix = '' is invalid: it must be 1 to 32 characters of letters, digits, '.', '_' or '-'." },
         { "KeyPrefix", o => o.KeyPrefix = "a{b}", "PollLease:KeyPrefix = 'a{b}' is invalid" },
         { "KeyPrefix", o => o.KeyPrefix = "a:b", "PollLease:KeyPrefix = 'a:b' is invalid" },
         { "KeyPrefix", o => o.KeyPrefix = new string('p', 33), "must be 1 to 32 characters" },
-        { "InstanceId", o => o.InstanceId = "a|b", "PollLease:InstanceId = 'a|b' is invalid" },
+        { "InstanceId", o => o.InstanceId = "a|b", "PollLease:InstanceId = 'a|b' is invalid: it must be empty (generated) or 1 to 128 characters" },
         { "InstanceId", o => o.InstanceId = "has space", "PollLease:InstanceId = 'has space' is invalid" },
-        { "LeaseTtl", o => o.LeaseTtl = TimeSpan.Zero, "PollLease:LeaseTtl = 0 ms is invalid: it must be at least 50 ms." },
-        { "RenewInterval", o => o.RenewInterval = TimeSpan.FromMilliseconds(-1), "PollLease:RenewInterval = -1 ms is invalid: it must be at least 50 ms." },
-        { "RetryInterval", o => o.RetryInterval = TimeSpan.Zero, "PollLease:RetryInterval = 0 ms is invalid" },
-        { "HeartbeatTtl", o => o.HeartbeatTtl = TimeSpan.Zero, "PollLease:HeartbeatTtl = 0 ms is invalid" },
-        { "HeartbeatInterval", o => o.HeartbeatInterval = TimeSpan.Zero, "PollLease:HeartbeatInterval = 0 ms is invalid" },
-        { "OperationTimeout", o => o.OperationTimeout = TimeSpan.Zero, "PollLease:OperationTimeout = 0 ms is invalid" },
-        { "ShutdownTimeout", o => o.ShutdownTimeout = TimeSpan.Zero, "PollLease:ShutdownTimeout = 0 ms is invalid" },
-        { "SafetyMargin", o => o.SafetyMargin = TimeSpan.FromSeconds(-1), "PollLease:SafetyMargin = -1 s is invalid: it must not be negative." },
-        { "LeaseTtl", o => o.LeaseTtl = TimeSpan.FromSeconds(21), "PollLease:LeaseTtl = 21 s is invalid: it must be at least 2 x RenewInterval + SafetyMargin (22 s)" },
-        { "RetryInterval", o => o.RetryInterval = TimeSpan.FromSeconds(11), "PollLease:RetryInterval = 11 s is invalid: it must not exceed RenewInterval (10 s)" },
-        { "HeartbeatTtl", o => o.HeartbeatTtl = TimeSpan.FromSeconds(19), "PollLease:HeartbeatTtl = 19 s is invalid: it must be at least 2 x HeartbeatInterval (20 s)" },
-        { "OperationTimeout", o => o.OperationTimeout = TimeSpan.FromSeconds(29), "PollLease:OperationTimeout = 29 s is invalid: it must not exceed LeaseTtl - SafetyMargin (28 s)" },
-        { "ShutdownTimeout", o => o.ShutdownTimeout = TimeSpan.FromSeconds(5), "PollLease:ShutdownTimeout = 5 s is invalid: it must be less than 5 s" },
+        { "InstanceId", o => o.InstanceId = new string('i', 129), "PollLease:InstanceId = 'iii" },
+        { "LeaseTtl", o => o.LeaseTtl = TimeSpan.Zero, "PollLease:LeaseTtl = 00:00:00 is invalid: it must be at least 50 ms." },
+        { "RenewInterval", o => o.RenewInterval = TimeSpan.FromMilliseconds(-1), "PollLease:RenewInterval = -00:00:00.001 is invalid: it must be at least 50 ms." },
+        { "RetryInterval", o => o.RetryInterval = TimeSpan.FromMilliseconds(49), "PollLease:RetryInterval = 00:00:00.049 is invalid: it must be at least 50 ms." },
+        { "HeartbeatTtl", o => o.HeartbeatTtl = TimeSpan.Zero, "PollLease:HeartbeatTtl = 00:00:00 is invalid: it must be at least 50 ms." },
+        { "HeartbeatInterval", o => o.HeartbeatInterval = TimeSpan.Zero, "PollLease:HeartbeatInterval = 00:00:00 is invalid: it must be at least 50 ms." },
+        { "OperationTimeout", o => o.OperationTimeout = TimeSpan.Zero, "PollLease:OperationTimeout = 00:00:00 is invalid: it must be at least 50 ms." },
+        { "ShutdownTimeout", o => o.ShutdownTimeout = TimeSpan.Zero, "PollLease:ShutdownTimeout = 00:00:00 is invalid: it must be at least 50 ms and less than 5 s" },
+        { "SafetyMargin", o => o.SafetyMargin = TimeSpan.FromSeconds(-1), "PollLease:SafetyMargin = -00:00:01 is invalid: it must not be negative." },
+        { "LeaseTtl", o => o.LeaseTtl = TimeSpan.FromSeconds(21), "PollLease:LeaseTtl = 00:00:21 is invalid: it must be at least 2 x RenewInterval + SafetyMargin (00:00:22), leaving room for one failed renew before the lease is given up." },
+        { "RetryInterval", o => o.RetryInterval = TimeSpan.FromSeconds(11), "PollLease:RetryInterval = 00:00:11 is invalid: it must not exceed RenewInterval (00:00:10)" },
+        { "HeartbeatTtl", o => o.HeartbeatTtl = TimeSpan.FromSeconds(19), "PollLease:HeartbeatTtl = 00:00:19 is invalid: it must be at least 2 x HeartbeatInterval (00:00:20)" },
+        { "OperationTimeout", o => o.OperationTimeout = TimeSpan.FromSeconds(29), "PollLease:OperationTimeout = 00:00:29 is invalid: it must not exceed LeaseTtl - SafetyMargin (00:00:28)" },
+        { "ShutdownTimeout", o => o.ShutdownTimeout = TimeSpan.FromSeconds(5), "PollLease:ShutdownTimeout = 00:00:05 is invalid: it must be at least 50 ms and less than 5 s, the grace the Azure Functions host gives a worker before killing it." },
         { "BalanceEpsilon", o => o.BalanceEpsilon = -0.5, "PollLease:BalanceEpsilon = -0.5 is invalid: it must be between 0 (exact balance) and 1." },
         { "BalanceEpsilon", o => o.BalanceEpsilon = double.NaN, "PollLease:BalanceEpsilon = NaN is invalid" },
     };
@@ -59,11 +60,46 @@ public sealed class PollLeaseOptionsValidatorTests
     }
 
     [Fact]
+    public void An_empty_or_missing_instance_id_is_valid_because_one_is_generated()
+    {
+        Assert.Empty(PollLeaseOptionsValidator.GetFailures(new PollLeaseOptions { InstanceId = null }));
+        Assert.Empty(PollLeaseOptionsValidator.GetFailures(new PollLeaseOptions { InstanceId = "" }));
+        Assert.Empty(PollLeaseOptionsValidator.GetFailures(new PollLeaseOptions { InstanceId = new string('i', 128), ShutdownTimeout = TimeSpan.FromMilliseconds(4999) }));
+    }
+
+    [Fact]
+    public void Relationships_are_checked_only_once_every_value_is_in_range()
+    {
+        // RenewInterval out of range would also make RetryInterval (2 s > -1 ms) and LeaseTtl look wrong: only the
+        // value that is wrong is reported. The other field rules are all reported at once.
+        var o = new PollLeaseOptions
+        {
+            RenewInterval = TimeSpan.FromMilliseconds(-1),
+            BalanceEpsilon = 2,
+            ShutdownTimeout = TimeSpan.FromSeconds(6),
+            HeartbeatTtl = TimeSpan.FromSeconds(1),
+        };
+
+        Assert.Equal(
+            [
+                "PollLease:RenewInterval = -00:00:00.001 is invalid: it must be at least 50 ms.",
+                "PollLease:ShutdownTimeout = 00:00:06 is invalid: it must be at least 50 ms and less than 5 s, the grace the Azure Functions host gives a worker before killing it.",
+                "PollLease:BalanceEpsilon = 2 is invalid: it must be between 0 (exact balance) and 1.",
+            ],
+            PollLeaseOptionsValidator.GetFailures(o));
+
+        o.RenewInterval = TimeSpan.FromSeconds(10);
+        o.BalanceEpsilon = 0;
+        o.ShutdownTimeout = TimeSpan.FromSeconds(3);
+        Assert.Equal(["PollLease:HeartbeatTtl = 00:00:01 is invalid: it must be at least 2 x HeartbeatInterval (00:00:20), so one missed heartbeat does not make a live instance look dead."], PollLeaseOptionsValidator.GetFailures(o));
+    }
+
+    [Fact]
     public void Lease_manager_constructor_refuses_invalid_options()
     {
         var o = new PollLeaseOptions { LeaseTtl = TimeSpan.FromSeconds(5) };
         var e = Assert.Throws<OptionsValidationException>(() => PollLeaseOptionsValidator.ThrowIfInvalid(o));
-        Assert.Contains("PollLease:LeaseTtl = 5 s is invalid", e.Message, StringComparison.Ordinal);
+        Assert.Contains("PollLease:LeaseTtl = 00:00:05 is invalid", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]

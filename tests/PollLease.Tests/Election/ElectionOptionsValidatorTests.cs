@@ -23,32 +23,34 @@ public sealed class ElectionOptionsValidatorTests
 
     public static TheoryData<string, Action<ElectionOptions>, string> Rules() => new()
     {
-        { "KeyPrefix", o => o.KeyPrefix = "", "Election:KeyPrefix = '' is invalid: it must be 1 to 32 characters" },
+        { "KeyPrefix", o => o.KeyPrefix = "", "Election:KeyPrefix = '' is invalid: it must be 1 to 32 characters of letters, digits, '.', '_' or '-'." },
         { "KeyPrefix", o => o.KeyPrefix = "a{b}", "Election:KeyPrefix = 'a{b}' is invalid" },
         { "Role", o => o.Role = "", "Election:Role = '' is invalid: it must be 1 to 64 characters" },
         { "Role", o => o.Role = "a:b", "Election:Role = 'a:b' is invalid" },
         { "Role", o => o.Role = "a|b", "Election:Role = 'a|b' is invalid" },
         { "Role", o => o.Role = new string('r', 65), "must be 1 to 64 characters" },
-        { "InstanceId", o => o.InstanceId = "", "Election:InstanceId is invalid: it must not be empty." },
+        { "InstanceId", o => o.InstanceId = "", "Election:InstanceId = '' is invalid: it must be 1 to 128 characters" },
         { "InstanceId", o => o.InstanceId = "has space", "Election:InstanceId = 'has space' is invalid" },
-        { "Ttl", o => o.Ttl = TimeSpan.Zero, "Election:Ttl = 0 ms is invalid: it must be at least 50 ms." },
-        { "RenewInterval", o => o.RenewInterval = TimeSpan.FromMilliseconds(-1), "Election:RenewInterval = -1 ms is invalid: it must be at least 50 ms." },
-        { "RenewDeadline", o => o.RenewDeadline = TimeSpan.FromMilliseconds(10), "Election:RenewDeadline = 10 ms is invalid: it must be at least 50 ms." },
-        { "RetryPeriod", o => o.RetryPeriod = TimeSpan.Zero, "Election:RetryPeriod = 0 ms is invalid" },
-        { "OperationTimeout", o => o.OperationTimeout = TimeSpan.Zero, "Election:OperationTimeout = 0 ms is invalid" },
-        { "DisconnectGracePeriod", o => o.DisconnectGracePeriod = TimeSpan.Zero, "Election:DisconnectGracePeriod = 0 ms is invalid" },
-        { "ValidationInterval", o => o.ValidationInterval = TimeSpan.Zero, "Election:ValidationInterval = 0 ms is invalid" },
-        { "MaxBackoff", o => o.MaxBackoff = TimeSpan.Zero, "Election:MaxBackoff = 0 ms is invalid" },
-        { "CircuitBreakDuration", o => o.CircuitBreakDuration = TimeSpan.Zero, "Election:CircuitBreakDuration = 0 ms is invalid" },
-        { "CallbackTimeout", o => o.CallbackTimeout = TimeSpan.Zero, "Election:CallbackTimeout = 0 ms is invalid" },
+        { "InstanceId", o => o.InstanceId = new string('i', 129), "is invalid: it must be 1 to 128 characters" },
+        { "KeyPrefix", o => o.KeyPrefix = null!, "Election:KeyPrefix = null is invalid" },
+        { "Ttl", o => o.Ttl = TimeSpan.Zero, "Election:Ttl = 00:00:00 is invalid: it must be at least 50 ms." },
+        { "RenewInterval", o => o.RenewInterval = TimeSpan.FromMilliseconds(-1), "Election:RenewInterval = -00:00:00.001 is invalid: it must be at least 50 ms." },
+        { "RenewDeadline", o => o.RenewDeadline = TimeSpan.FromMilliseconds(10), "Election:RenewDeadline = 00:00:00.01 is invalid: it must be at least 50 ms." },
+        { "RetryPeriod", o => o.RetryPeriod = TimeSpan.Zero, "Election:RetryPeriod = 00:00:00 is invalid: it must be at least 50 ms." },
+        { "OperationTimeout", o => o.OperationTimeout = TimeSpan.Zero, "Election:OperationTimeout = 00:00:00 is invalid: it must be at least 50 ms." },
+        { "DisconnectGracePeriod", o => o.DisconnectGracePeriod = TimeSpan.Zero, "Election:DisconnectGracePeriod = 00:00:00 is invalid: it must be at least 50 ms." },
+        { "ValidationInterval", o => o.ValidationInterval = TimeSpan.Zero, "Election:ValidationInterval = 00:00:00 is invalid: it must be at least 50 ms." },
+        { "MaxBackoff", o => o.MaxBackoff = TimeSpan.Zero, "Election:MaxBackoff = 00:00:00 is invalid: it must be at least 50 ms." },
+        { "CircuitBreakDuration", o => o.CircuitBreakDuration = TimeSpan.Zero, "Election:CircuitBreakDuration = 00:00:00 is invalid: it must be at least 50 ms." },
+        { "CallbackTimeout", o => o.CallbackTimeout = TimeSpan.Zero, "Election:CallbackTimeout = 00:00:00 is invalid: it must be at least 50 ms." },
         { "CircuitBreakerThreshold", o => o.CircuitBreakerThreshold = 0, "Election:CircuitBreakerThreshold = 0 is invalid: it must be at least 1." },
         { "HealthCheckFailureThreshold", o => o.HealthCheckFailureThreshold = 0, "Election:HealthCheckFailureThreshold = 0 is invalid: it must be at least 1." },
-        { "RenewDeadline", o => o.RenewDeadline = TimeSpan.FromSeconds(14), "Election:RenewDeadline = 14 s is invalid: it must be at most 0.9 x Ttl (13500 ms), so the leader stops acting before its key can expire" },
-        { "RenewDeadline", o => { o.RenewInterval = TimeSpan.FromSeconds(6); o.OperationTimeout = TimeSpan.FromSeconds(1); }, "Election:RenewDeadline = 10 s is invalid: it must be at least 2 x RenewInterval (12 s)" },
-        { "RetryPeriod", o => o.RetryPeriod = TimeSpan.FromSeconds(9), "Election:RetryPeriod = 9 s is invalid: with its 20% jitter it must stay below RenewDeadline (10 s)" },
-        { "OperationTimeout", o => o.OperationTimeout = TimeSpan.FromSeconds(9), "Election:OperationTimeout = 9 s is invalid: it must not exceed RenewDeadline - RenewInterval (8 s)" },
-        { "DisconnectGracePeriod", o => o.DisconnectGracePeriod = TimeSpan.FromSeconds(11), "Election:DisconnectGracePeriod = 11 s is invalid: it must not exceed RenewDeadline (10 s)" },
-        { "MaxBackoff", o => o.MaxBackoff = TimeSpan.FromSeconds(1), "Election:MaxBackoff = 1 s is invalid: it must be at least RetryPeriod (2 s)." },
+        { "RenewDeadline", o => o.RenewDeadline = TimeSpan.FromSeconds(14), "Election:RenewDeadline = 00:00:14 is invalid: it must be at most 0.9 x Ttl (00:00:13.5), so the leader stops acting before its key can expire" },
+        { "RenewDeadline", o => { o.RenewInterval = TimeSpan.FromSeconds(6); o.OperationTimeout = TimeSpan.FromSeconds(1); }, "Election:RenewDeadline = 00:00:10 is invalid: it must be at least 2 x RenewInterval (00:00:12)" },
+        { "RetryPeriod", o => o.RetryPeriod = TimeSpan.FromSeconds(9), "Election:RetryPeriod = 00:00:09 is invalid: with its 20% jitter it must stay below RenewDeadline (00:00:10)" },
+        { "OperationTimeout", o => o.OperationTimeout = TimeSpan.FromSeconds(9), "Election:OperationTimeout = 00:00:09 is invalid: it must not exceed RenewDeadline - RenewInterval (00:00:08)" },
+        { "DisconnectGracePeriod", o => o.DisconnectGracePeriod = TimeSpan.FromSeconds(11), "Election:DisconnectGracePeriod = 00:00:11 is invalid: it must not exceed RenewDeadline (00:00:10)" },
+        { "MaxBackoff", o => o.MaxBackoff = TimeSpan.FromSeconds(1), "Election:MaxBackoff = 00:00:01 is invalid: it must be at least RetryPeriod (00:00:02)." },
     };
 
     [Theory]
@@ -73,7 +75,7 @@ public sealed class ElectionOptionsValidatorTests
 
         var e = Assert.Throws<OptionsValidationException>(() => new LeaderElection(redis, o));
 
-        Assert.Contains("Election:InstanceId is invalid", e.Message, StringComparison.Ordinal);
+        Assert.Contains("Election:InstanceId = '' is invalid", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]

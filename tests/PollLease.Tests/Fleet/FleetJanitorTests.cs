@@ -119,9 +119,24 @@ public abstract class FleetJanitorTests(RedisFixture fixture)
         var failures = JanitorOptionsValidator.GetFailures(o);
 
         Assert.Equal(3, failures.Count);
-        Assert.Contains(failures, f => f.StartsWith("PollLease:Janitor:Interval = 0 ms is invalid", StringComparison.Ordinal));
-        Assert.Contains(failures, f => f.StartsWith("PollLease:Janitor:ScanPageSize = 1 is invalid", StringComparison.Ordinal));
-        Assert.Contains(failures, f => f.StartsWith("PollLease:Janitor:Election:RenewDeadline = 20 s is invalid", StringComparison.Ordinal));
+        Assert.Contains(failures, f => f.StartsWith("PollLease:Janitor:Interval = 00:00:00 is invalid: it must be at least 50 ms.", StringComparison.Ordinal));
+        Assert.Contains(failures, f => f.StartsWith("PollLease:Janitor:ScanPageSize = 1 is invalid: it must be between 10 and 10000.", StringComparison.Ordinal));
+        Assert.Contains(failures, f => f.StartsWith("PollLease:Janitor:Election:RenewDeadline = 00:00:20 is invalid: it must be at most 0.9 x Ttl (00:00:13.5)", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Janitor_election_must_be_set_and_its_field_rules_carry_the_janitor_path()
+    {
+        var o = new JanitorOptions { Election = null! };
+        Assert.Equal(["PollLease:Janitor:Election = null is invalid: it must be set."], JanitorOptionsValidator.GetFailures(o));
+
+        o.Election = new ElectionOptions { Role = JanitorOptions.Role, InstanceId = "node a", CallbackTimeout = TimeSpan.Zero };
+        Assert.Equal(
+            [
+                "PollLease:Janitor:Election:InstanceId = 'node a' is invalid: it must be 1 to 128 characters of letters, digits, '.', '_' or '-'.",
+                "PollLease:Janitor:Election:CallbackTimeout = 00:00:00 is invalid: it must be at least 50 ms.",
+            ],
+            JanitorOptionsValidator.GetFailures(o));
     }
 
     private static JanitorOptions JanitorOptionsFor(int i, TimeSpan? interval = null) => new()

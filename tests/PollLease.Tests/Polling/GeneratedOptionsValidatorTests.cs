@@ -30,7 +30,7 @@ public sealed class GeneratedOptionsValidatorTests
         string[] expected =
         [
             "PollLease:Polling:MaxConcurrency = 0 is invalid: it must be between 1 and 10000.",
-            "PollLease:Polling:PollTimeout = 00:00:00.0050000 is invalid: it must be at least 10 ms.",
+            "PollLease:Polling:PollTimeout = 00:00:00.005 is invalid: it must be at least 10 ms.",
             "PollLease:Polling:Tick = 00:00:05 is invalid: it must be between 10 ms and 4 s (the shortest poll interval).",
             "PollLease:Polling:Jitter = NaN is invalid: it must be between 0 and 1.",
             "PollLease:Polling:DefaultInterval = 00:02:01 is invalid: it must be between 4 s and 120 s.",
