@@ -225,7 +225,7 @@ internal static class DataLossBench
                 }
                 var options = FailoverBench.Options(prefix);
                 options.InstanceId = $"{prefix}-{i}";
-                var leases = new LeaseManager(redis, options, new StaticSessionDirectory(fleet._sessions));
+                var leases = new LeaseManager(redis, options, StaticSessionSource.FromIds(fleet._sessions));
                 fleet._members.Add((leases, redis));
                 await leases.StartAsync().ConfigureAwait(false);
             }

@@ -70,7 +70,7 @@ internal static class FailoverBench
     private static async Task<Trial> TrialAsync(string connectionString, bool crashIt, int trial)
     {
         var prefix = $"bench{Guid.NewGuid():N}"[..16];
-        var sessions = new StaticSessionDirectory(Enumerable.Range(0, SessionCount).Select(i => $"session-{i:D6}").ToArray());
+        var sessions = StaticSessionSource.FromIds(Enumerable.Range(0, SessionCount).Select(i => $"session-{i:D6}").ToArray());
         var members = new List<(LeaseManager Leases, ConnectionMultiplexer Redis)>();
         var acquired = new ConcurrentQueue<(long At, string Instance, string Session)>();
         var janitorConnection = await ConnectionMultiplexer.ConnectAsync(connectionString).ConfigureAwait(false);

@@ -186,7 +186,7 @@ internal static class PeersBench
 
     private static async Task<Holder> PollLeaseHolderAsync(ConnectionMultiplexer first, ConnectionMultiplexer second, string[] keys, string prefix)
     {
-        var sessions = new StaticSessionDirectory(keys);
+        var sessions = StaticSessionSource.FromIds(keys);
         // A made-up fleet on a fresh prefix: its first epoch needs no data-loss quarantine (a first start would otherwise
         // wait one lease TTL before acquiring, which is not what this measures).
         await DataLossGuard.EstablishNewFleetAsync(first.GetDatabase(), new RedisKeys(prefix)).ConfigureAwait(false);

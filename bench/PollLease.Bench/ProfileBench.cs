@@ -49,7 +49,7 @@ internal static class ProfileBench
         // A made-up fleet on a fresh prefix: its first epoch needs no data-loss quarantine (a first start would otherwise
         // wait one lease TTL before acquiring, which is not what this measures).
         await DataLossGuard.EstablishNewFleetAsync(connection.GetDatabase(), new RedisKeys(prefix)).ConfigureAwait(false);
-        await using var manager = new LeaseManager(connection, options, new StaticSessionDirectory(ids));
+        await using var manager = new LeaseManager(connection, options, StaticSessionSource.FromIds(ids));
         using var cycles = new ScaleBench.CycleRecorder();
 
         cycles.Start();

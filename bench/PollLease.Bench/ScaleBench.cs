@@ -112,7 +112,7 @@ internal static class ScaleBench
     private static async Task<Point> MeasureAsync(RedisServerProcess redis, int n, int s, TimeSpan window, TimeSpan ttl, TimeSpan renew)
     {
         var prefix = $"scale{Guid.NewGuid():N}"[..12];
-        var sessions = new StaticSessionDirectory(BalanceBench.SessionIds(s));
+        var sessions = StaticSessionSource.FromIds(BalanceBench.SessionIds(s));
         await using var admin = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true").ConfigureAwait(false);
         var server = admin.GetServer(admin.GetEndPoints()[0]);
         if (redis.OwnsServer)

@@ -33,7 +33,7 @@ public sealed class SlowLinkTests : IClassFixture<ChaosServerFixture>
             SafetyMargin = TimeSpan.FromMilliseconds(300),
             OperationTimeout = TimeSpan.FromSeconds(1),
         };
-        await using var leases = new LeaseManager(viaProxy, options, new StaticSessionDirectory(["fast", "late"]));
+        await using var leases = new LeaseManager(viaProxy, options, StaticSessionSource.FromIds(["fast", "late"]));
 
         // A prompt answer: the instance learns the server's time. A new fleet waits out one data-loss quarantine first
         // (a lease TTL), so the late call below is refused for being late, not for the quarantine.

@@ -1,9 +1,17 @@
+using PollLease.Sessions;
+
 namespace PollLease.Coordination;
 
-/// <summary>What the poll scheduler needs of the lease manager: the local lease state and the strict check.</summary>
+/// <summary>What the poll scheduler needs of the lease manager: the sessions, the local lease state and the strict check.</summary>
 internal interface ILeaseView
 {
     string InstanceId { get; }
+
+    /// <summary>
+    /// Every session (paused included) as the lease manager's last cycle read it from its session source: the
+    /// scheduler polls from the same answer the leases were planned with, never from a source of its own.
+    /// </summary>
+    IReadOnlyDictionary<string, PollSession> Sessions { get; }
 
     bool TryGetLease(string sessionId, out LeaseSnapshot lease);
 

@@ -37,17 +37,17 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
     /// <summary>Creates a lease manager. Nothing touches Redis until <see cref="StartAsync"/> or a cycle runs.</summary>
     /// <param name="redis">The shared connection (AbortOnConnectFail=false so it reconnects by itself).</param>
     /// <param name="options">Validated options; they are checked again here.</param>
-    /// <param name="sessions">Where active session ids come from.</param>
+    /// <param name="sessions">Where the sessions come from; the active (not paused) ones are leased.</param>
     /// <param name="timeProvider">Clock (monotonic timestamps for deadlines); <see cref="TimeProvider.System"/> by default.</param>
     /// <param name="loggerFactory">Logging; none by default.</param>
     /// <param name="meterFactory">Metrics; a private meter by default.</param>
-    public LeaseManager(IConnectionMultiplexer redis, PollLeaseOptions options, ISessionDirectory sessions, TimeProvider? timeProvider = null,
+    public LeaseManager(IConnectionMultiplexer redis, PollLeaseOptions options, ISessionSource sessions, TimeProvider? timeProvider = null,
         ILoggerFactory? loggerFactory = null, IMeterFactory? meterFactory = null)
         : this(redis, options, sessions, DefaultPlanner(options, timeProvider, loggerFactory), timeProvider, loggerFactory, meterFactory)
     {
     }
 
-    internal LeaseManager(IConnectionMultiplexer redis, PollLeaseOptions options, ISessionDirectory sessions, ILeasePlanner planner,
+    internal LeaseManager(IConnectionMultiplexer redis, PollLeaseOptions options, ISessionSource sessions, ILeasePlanner planner,
         TimeProvider? timeProvider, ILoggerFactory? loggerFactory, IMeterFactory? meterFactory)
     {
         ArgumentNullException.ThrowIfNull(redis);
@@ -63,7 +63,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         _notifier = new LeaseNotifier(_logger, new LeaseMetrics(meterFactory, InstanceId, () => _table.Count), InstanceId);
         var store = new LeaseStore(redis, Keys, InstanceId, options, InstanceIdentity.Metadata(InstanceId, _time));
         _sender = new CycleSender(store, _table, _notifier, options, _time, _logger, InstanceId, _loop.Wake);
-        _active = new ActiveSessions(sessions, _logger, InstanceId);
+        _active = new ActiveSessions(sessions, _logger);
         _fleet = new FleetListener(redis, Keys, _table, planner, options, InstanceId, _time, _logger, _loop.Wake);
     }
 
@@ -93,6 +93,9 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
 
     /// <summary>Active session ids as of the last cycle.</summary>
     public IReadOnlyCollection<string> ActiveSessions => _active.Current;
+
+    /// <inheritdoc />
+    IReadOnlyDictionary<string, PollSession> ILeaseView.Sessions => _active.All;
 
     /// <summary>True between <see cref="StartAsync"/> and <see cref="StopAsync"/>.</summary>
     public bool IsRunning => _loop.IsRunning;
@@ -239,6 +242,19 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         return sent;
     }, cancellationToken);
 
+    /// <summary>Reads the session source with the catalog version the last cycle saw; a failing source keeps the previous sessions.</summary>
+    private async Task RefreshSessionsAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _active.RefreshAsync(_sender.CatalogVersion, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            LeaseLog.SessionSourceFailed(_logger, e, InstanceId);
+        }
+    }
+
     /// <summary>One cycle: plan, one await (send and apply), raise.</summary>
     private async Task<LeaseCycleResult> RunCycleCoreAsync(CancellationToken cancellationToken)
     {
@@ -246,7 +262,7 @@ public sealed class LeaseManager : IAsyncDisposable, ILeaseView
         activity?.SetTag("polllease.instance", InstanceId);
         var events = new List<LeaseEvent>();
         _table.SweepDeadlines(_time.GetTimestamp(), events);
-        await _active.RefreshAsync(_sender.CatalogVersion, cancellationToken).ConfigureAwait(false);
+        await RefreshSessionsAsync(cancellationToken).ConfigureAwait(false);
         // An unregistered instance registers (and learns the fleet) in a round trip of its own first: planning without
         // the fleet's view would make every session look like its own.
         var sent = _sender.Registered ? null : await _sender.SendAsync(HeartbeatMode.Register, new LeasePlan([], []), events, cancellationToken).ConfigureAwait(false);

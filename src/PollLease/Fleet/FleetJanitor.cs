@@ -81,7 +81,7 @@ internal sealed class FleetJanitor : IAsyncDisposable
     // The loop's sweeps and those a trigger asks for (SweepNowAsync) never overlap.
     private readonly SemaphoreSlim _sweepGate = new(1, 1);
     private JanitorSweep? _last;
-    private ISessionDirectory? _assignmentSessions;
+    private ActiveSessions? _assignmentSessions;
     // What the last sweep published or found already published (only touched under the sweep gate).
     private (long Version, string[] Live, IReadOnlyCollection<string> Active)? _lastChecked;
     private double _balanceEpsilon;
@@ -144,7 +144,7 @@ internal sealed class FleetJanitor : IAsyncDisposable
         _election.StopAsync(new ElectionStopOptions { DeleteKey = true, DemoteTimeout = _options.Election?.CallbackTimeout ?? TimeSpan.FromSeconds(5) }, cancellationToken);
 
     /// <summary>
-    /// The fleet's sessions come from an application-supplied directory, not the Redis catalog: the catalog set is then
+    /// The fleet's sessions come from an application-supplied source, not the Redis catalog: the catalog set is then
     /// not the source of truth, so no lease or fence is cleaned as an orphan (the registry and gauges still are).
     /// </summary>
     internal void SessionsOutsideCatalog() => _cleanOrphans = false;
@@ -154,11 +154,11 @@ internal sealed class FleetJanitor : IAsyncDisposable
     /// instances and <paramref name="sessions"/>' active sessions with <paramref name="balanceEpsilon"/>, exactly as
     /// the instances plan, so they all follow the same previous owners and a join or leave moves only what it must.
     /// </summary>
-    /// <param name="sessions">The fleet's session directory (the same the lease managers read).</param>
+    /// <param name="sessions">The fleet's session source (the same the lease managers read).</param>
     /// <param name="balanceEpsilon">The fleet's <c>PollLease:BalanceEpsilon</c>.</param>
-    internal void PublishAssignments(ISessionDirectory sessions, double balanceEpsilon)
+    internal void PublishAssignments(ISessionSource sessions, double balanceEpsilon)
     {
-        _assignmentSessions = sessions;
+        _assignmentSessions = new ActiveSessions(sessions, _logger);
         _balanceEpsilon = balanceEpsilon;
     }
 
@@ -316,14 +316,14 @@ internal sealed class FleetJanitor : IAsyncDisposable
         _metrics.Removed("lease", removedLeases);
         _metrics.Removed("fence", removedFences);
         ElectionLog.JanitorSwept(_logger, _election.InstanceId, removedNodes, removedLeases, removedFences, sweep.LiveInstances, sweep.Sessions, sweep.Unowned, sweep.Busiest, sweep.Ideal);
-        if (_assignmentSessions is { } directory)
+        if (_assignmentSessions is { } sessions)
         {
-            await PublishAssignmentAsync(directory, expected, status, db, cancellationToken).ConfigureAwait(false);
+            await PublishAssignmentAsync(sessions, expected, status, db, cancellationToken).ConfigureAwait(false);
         }
         return sweep;
     }
 
-    private async Task PublishAssignmentAsync(ISessionDirectory directory, string expected, FleetStatus status, IDatabase db, CancellationToken cancellationToken)
+    private async Task PublishAssignmentAsync(ActiveSessions sessions, string expected, FleetStatus status, IDatabase db, CancellationToken cancellationToken)
     {
         var live = status.Nodes.Where(n => n.Live).Select(n => n.InstanceId).Order(StringComparer.Ordinal).ToArray();
         if (live.Length == 0)
@@ -331,7 +331,7 @@ internal sealed class FleetJanitor : IAsyncDisposable
             return;
         }
         var catalogVersion = await db.StringGetAsync(_keys.SessionsVersion).WaitAsync(cancellationToken).ConfigureAwait(false);
-        var active = await directory.GetActiveSessionIdsAsync(catalogVersion.IsNull ? "" : catalogVersion.ToString(), cancellationToken).ConfigureAwait(false);
+        var active = await sessions.RefreshAsync(catalogVersion.IsNull ? "" : catalogVersion.ToString(), cancellationToken).ConfigureAwait(false);
         // The published assignment is a fixed point: with the same fleet, the same sessions and nobody else having
         // published since, computing it again returns it. Skip reading it (megabytes at 100,000 sessions) and the
         // computation on such sweeps, which are most of them.

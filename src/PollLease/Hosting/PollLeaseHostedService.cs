@@ -188,8 +188,7 @@ internal sealed class PollLeaseHostedService : BackgroundService, IAsyncDisposab
             // Resolved only now: each of these needs the connection.
             var leases = _services.GetRequiredService<LeaseManager>();
             var handler = _services.GetServices<IPollHandler>().Last();
-            var sessions = _services.GetRequiredService<IPollSessionSource>();
-            var scheduler = new PollScheduler(leases, sessions.GetSessionsAsync, handler, _polling.Value, _time,
+            var scheduler = new PollScheduler(leases, handler, _polling.Value, _time,
                 _loggerFactory.CreateLogger("PollLease.Polling"), new PollMetrics(_meterFactory, leases.InstanceId));
             _scheduler = scheduler;
             // Published before it starts, so a stop during the start still deregisters what the start registered.

@@ -22,7 +22,8 @@ public static class PollLeaseServiceCollectionExtensions
     /// Adds one PollLease instance: options bound from the <c>PollLease</c> section and validated at start-up,
     /// the Redis connection (unless an <see cref="IConnectionMultiplexer"/> is already registered), the session
     /// catalog, the lease manager and the hosted service that runs heartbeat, lease and poll loops. Register the
-    /// poll handler with <see cref="AddPollHandler{THandler}"/>.
+    /// poll handler with <see cref="AddPollHandler{THandler}"/>. Sessions come from the Redis
+    /// <see cref="SessionCatalog"/> unless an <see cref="ISessionSource"/> is registered before this call.
     /// </summary>
     /// <remarks>
     /// The host's start never waits for Redis: the connection (with its hooks, e.g. an Entra ID token) is made in the
@@ -86,13 +87,12 @@ public static class PollLeaseServiceCollectionExtensions
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILoggerFactory>()));
         // The Redis catalog unless the application registered its own session source.
-        services.TryAddSingleton<ISessionDirectory>(sp => sp.GetRequiredService<SessionCatalog>());
-        services.TryAddSingleton<IPollSessionSource>(sp => sp.GetRequiredService<SessionCatalog>());
+        services.TryAddSingleton<ISessionSource>(sp => sp.GetRequiredService<SessionCatalog>());
 
         services.TryAddSingleton(sp => new LeaseManager(
             sp.GetRequiredService<IConnectionMultiplexer>(),
             sp.GetRequiredService<IOptions<PollLeaseOptions>>().Value,
-            sp.GetRequiredService<ISessionDirectory>(),
+            sp.GetRequiredService<ISessionSource>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILoggerFactory>(),
             sp.GetService<IMeterFactory>()));
@@ -111,10 +111,10 @@ public static class PollLeaseServiceCollectionExtensions
         {
             var options = sp.GetRequiredService<IOptions<JanitorOptions>>().Value;
             var lease = sp.GetRequiredService<IOptions<PollLeaseOptions>>().Value;
-            var sessions = sp.GetRequiredService<ISessionDirectory>();
+            var sessions = sp.GetRequiredService<ISessionSource>();
             var janitor = new FleetJanitor(sp.GetRequiredService<IConnectionMultiplexer>(), lease.KeyPrefix, lease.InstanceId!, lease.HeartbeatTtl,
                 options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>(), sp.GetService<IMeterFactory>());
-            // The directory in use is the registered Redis catalog unless the application registered its own.
+            // The source in use is the registered Redis catalog unless the application registered its own.
             if (!ReferenceEquals(sessions, sp.GetRequiredService<SessionCatalog>()))
             {
                 janitor.SessionsOutsideCatalog();

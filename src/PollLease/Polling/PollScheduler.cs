@@ -22,7 +22,6 @@ internal static class SkipReasons
 internal sealed class PollScheduler : IDisposable
 {
     private readonly ILeaseView _leases;
-    private readonly Func<CancellationToken, ValueTask<IReadOnlyDictionary<string, PollSession>>> _sessions;
     private readonly IPollHandler _handler;
     private readonly PollingOptions _options;
     private readonly TimeProvider _time;
@@ -32,12 +31,10 @@ internal sealed class PollScheduler : IDisposable
     private readonly Dictionary<string, Schedule> _schedules = new(StringComparer.Ordinal);
     private readonly object _lock = new();
     private readonly HashSet<Task> _running = [];
-    private IReadOnlyDictionary<string, PollSession> _known = new Dictionary<string, PollSession>();
     private readonly BackgroundLoop _loop;
 
     public PollScheduler(
         ILeaseView leases,
-        Func<CancellationToken, ValueTask<IReadOnlyDictionary<string, PollSession>>> sessions,
         IPollHandler handler,
         PollingOptions options,
         TimeProvider time,
@@ -45,7 +42,6 @@ internal sealed class PollScheduler : IDisposable
         PollMetrics metrics)
     {
         _leases = leases;
-        _sessions = sessions;
         _handler = handler;
         _options = options;
         _time = time;
@@ -59,10 +55,10 @@ internal sealed class PollScheduler : IDisposable
     public async Task RunAsync(CancellationToken stopping)
     {
         // Polls see the caller's token (it cancels them on stop); the passes run on the shared loop.
-        _loop.Start(async _ =>
+        _loop.Start(_ =>
         {
-            await TickAsync(stopping).ConfigureAwait(false);
-            return _options.Tick;
+            Tick(stopping);
+            return Task.FromResult(_options.Tick);
         }, e =>
         {
             PollLog.PassFailed(_logger, e, _leases.InstanceId);
@@ -95,24 +91,16 @@ internal sealed class PollScheduler : IDisposable
     }
 
     /// <summary>One scheduling pass: starts every due poll of an Owned session, within the concurrency bound.</summary>
-    public async Task TickAsync(CancellationToken stopping)
+    public void Tick(CancellationToken stopping)
     {
-        try
-        {
-            _known = await _sessions(stopping).ConfigureAwait(false);
-        }
-        catch (Exception e) when (!stopping.IsCancellationRequested)
-        {
-            PollLog.SessionsUnavailable(_logger, e, _leases.InstanceId);
-        }
-
+        var known = _leases.Sessions;
         var now = _time.GetTimestamp();
         var owned = _leases.OwnedSessions();
         var ownedIds = new HashSet<string>(owned.Select(l => l.SessionId), StringComparer.Ordinal);
         lock (_lock)
         {
             _running.RemoveWhere(t => t.IsCompleted);
-            foreach (var gone in _schedules.Keys.Where(id => !ownedIds.Contains(id) || !_known.ContainsKey(id)).ToList())
+            foreach (var gone in _schedules.Keys.Where(id => !ownedIds.Contains(id) || !known.ContainsKey(id)).ToList())
             {
                 if (!_schedules[gone].Running)
                 {
@@ -123,9 +111,9 @@ internal sealed class PollScheduler : IDisposable
 
         foreach (var lease in owned)
         {
-            if (!_known.TryGetValue(lease.SessionId, out var session))
+            if (!known.TryGetValue(lease.SessionId, out var session))
             {
-                continue; // removed from the catalog: the lease manager releases it in its next cycle
+                continue; // no longer among the sessions: the lease manager releases it in its next cycle
             }
             Schedule schedule;
             lock (_lock)

@@ -18,7 +18,7 @@ namespace PollLease.Sessions;
 /// A malformed session hash (written by hand or by an older tool) is skipped and logged, never fatal. All
 /// members are thread-safe.
 /// </remarks>
-public sealed class SessionCatalog : ISessionDirectory, IPollSessionSource
+public sealed class SessionCatalog : ISessionSource
 {
     /// <summary>Longest target accepted.</summary>
     public const int MaxTargetLength = 2048;
@@ -167,21 +167,21 @@ public sealed class SessionCatalog : ISessionDirectory, IPollSessionSource
         return snapshot.All.Values.OrderBy(s => s.Id, StringComparer.Ordinal).ToList();
     }
 
-    /// <inheritdoc />
-    public async ValueTask<IReadOnlyCollection<string>> GetActiveSessionIdsAsync(string catalogVersion, CancellationToken cancellationToken)
+    /// <summary>
+    /// Every session by id (paused included), from a cached read of the catalog: re-read when
+    /// <paramref name="catalogVersion"/> differs from the version the cache was read at, when a change made through
+    /// this catalog invalidated it, or after <see cref="MaxCacheAge"/>. The same dictionary is returned while the cache
+    /// holds.
+    /// </summary>
+    /// <param name="catalogVersion">The catalog version the last lease cycle read (empty when unset).</param>
+    /// <param name="cancellationToken">Cancels the wait.</param>
+    public async ValueTask<IReadOnlyDictionary<string, PollSession>> GetSessionsAsync(string catalogVersion, CancellationToken cancellationToken)
     {
         var snapshot = Volatile.Read(ref _snapshot);
         if (snapshot is null || snapshot.Version != catalogVersion || _time.GetElapsedTime(snapshot.LoadedAt) > MaxCacheAge)
         {
             snapshot = await LoadAsync(cancellationToken).ConfigureAwait(false);
         }
-        return snapshot.Active;
-    }
-
-    /// <inheritdoc />
-    public async ValueTask<IReadOnlyDictionary<string, PollSession>> GetSessionsAsync(CancellationToken cancellationToken)
-    {
-        var snapshot = Volatile.Read(ref _snapshot) ?? await LoadAsync(cancellationToken).ConfigureAwait(false);
         return snapshot.All;
     }
 
@@ -242,8 +242,7 @@ public sealed class SessionCatalog : ISessionDirectory, IPollSessionSource
                 all[id] = session;
             }
         }
-        var active = all.Values.Where(s => !s.Paused).Select(s => s.Id).ToHashSet(StringComparer.Ordinal);
-        var snapshot = new Snapshot(version.IsNull ? "" : version.ToString(), all, active, _time.GetTimestamp());
+        var snapshot = new Snapshot(version.IsNull ? "" : version.ToString(), all, _time.GetTimestamp());
         Volatile.Write(ref _snapshot, snapshot);
         return snapshot;
     }
@@ -313,5 +312,5 @@ public sealed class SessionCatalog : ISessionDirectory, IPollSessionSource
         }
     }
 
-    private sealed record Snapshot(string Version, IReadOnlyDictionary<string, PollSession> All, IReadOnlyCollection<string> Active, long LoadedAt);
+    private sealed record Snapshot(string Version, IReadOnlyDictionary<string, PollSession> All, long LoadedAt);
 }

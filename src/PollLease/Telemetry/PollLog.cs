@@ -19,9 +19,6 @@ internal static partial class PollLog
     [LoggerMessage(EventId = 2004, Level = LogLevel.Information, Message = "Poll skipped: instance={Instance} endpoint={Session} reason={Reason}")]
     public static partial void Skipped(ILogger logger, string instance, string session, string reason);
 
-    [LoggerMessage(EventId = 2005, Level = LogLevel.Warning, Message = "Session list unavailable: instance={Instance}; polling the sessions known so far")]
-    public static partial void SessionsUnavailable(ILogger logger, Exception exception, string instance);
-
     [LoggerMessage(EventId = 2006, Level = LogLevel.Error, Message = "Scheduling pass failed: instance={Instance}; the next pass runs at the next tick")]
     public static partial void PassFailed(ILogger logger, Exception exception, string instance);
 }

@@ -26,7 +26,7 @@ public abstract class BalancedFleetTests(RedisFixture fixture)
         async Task<Member> StartAsync(string id)
         {
             var redis = await fixture.ConnectAsync();
-            var leases = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, id), new StaticSessionDirectory(_sessions));
+            var leases = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, id), StaticSessionSource.FromIds(_sessions));
             leases.LeaseChanged += (_, e) => events.Enqueue(e);
             var member = new Member(leases, redis);
             lock (members)

@@ -24,7 +24,7 @@ public abstract class PublishedAssignmentFleetTests(RedisFixture fixture)
     [Fact]
     public async Task A_join_moves_only_the_newcomers_share_and_a_leave_only_the_leavers_sessions()
     {
-        var directory = new StaticSessionDirectory(_sessions);
+        var sessions = StaticSessionSource.FromIds(_sessions);
         var members = new List<(LeaseManager Leases, IConnectionMultiplexer Redis)>();
         var store = new AssignmentStore(fixture.Redis, new RedisKeys(_prefix));
         await using var janitor = new FleetJanitor(fixture.Redis, _prefix, "node-a", TimeSpan.FromSeconds(1.5), new JanitorOptions
@@ -34,12 +34,12 @@ public abstract class PublishedAssignmentFleetTests(RedisFixture fixture)
             CleanOrphans = false,
             Election = Options(_prefix, "node-a"),
         });
-        janitor.PublishAssignments(directory, 0);
+        janitor.PublishAssignments(sessions, 0);
 
         async Task StartAsync(string id)
         {
             var redis = await fixture.ConnectAsync();
-            var leases = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, id), directory);
+            var leases = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, id), sessions);
             members.Add((leases, redis));
             await leases.StartAsync();
         }
@@ -123,7 +123,7 @@ public abstract class PublishedAssignmentFleetTests(RedisFixture fixture)
         await db.StringSetAsync(keys.Assignment, "{\"nodes\":[\"node-a\"],\"owners\":{\"session-000000\":7}}");
         await db.StringSetAsync(keys.AssignmentVersion, 1);
         var redis = await fixture.ConnectAsync();
-        await using var leases = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, "node-a"), new StaticSessionDirectory(_sessions[..5]));
+        await using var leases = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, "node-a"), StaticSessionSource.FromIds(_sessions[..5]));
         try
         {
             await leases.StartAsync();

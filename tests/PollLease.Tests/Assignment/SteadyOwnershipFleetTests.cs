@@ -44,7 +44,7 @@ public abstract class SteadyOwnershipFleetTests(RedisFixture fixture)
 
         public ConcurrentQueue<LeaseEvent> Events { get; } = new();
 
-        public StaticSessionDirectory Directory { get; } = new(sessions);
+        public StaticSessionSource Directory { get; } = StaticSessionSource.FromIds(sessions);
 
         public IConnectionMultiplexer RedisOf(string id) => _members.Single(m => m.Leases.InstanceId == id).Redis;
 

@@ -49,15 +49,15 @@ public abstract class CleanStopTests(RedisFixture fixture)
         for (var round = 0; round < 6; round++)
         {
             var instance = $"node-a{round}";
-            var sessions = new List<string>();
+            var sessions = StaticSessionSource.FromIds([]);
             await using var redis = await fixture.ConnectAsync();
-            await using var a = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, instance), new GrowingDirectory(sessions));
+            await using var a = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, instance), sessions);
             Assert.True((await a.RunCycleAsync()).Succeeded); // registered, nothing to take yet
 
-            // A cycle that acquires 50 new sessions goes out (the directory and the planner answer synchronously, so
+            // A cycle that acquires 50 new sessions goes out (the source and the planner answer synchronously, so
             // the request is issued before RunCycleAsync returns), and the stop begins at once: with its budget
             // (it waits for the cycle) or with none left (it does not wait, and cannot confirm anything).
-            sessions.AddRange(Enumerable.Range(0, 50).Select(i => $"r{round}-{i:D3}"));
+            sessions.Set(LeaseTestHost.Records(Enumerable.Range(0, 50).Select(i => $"r{round}-{i:D3}")));
             var cycle = a.RunCycleAsync();
             using var budget = new CancellationTokenSource();
             if (round % 2 == 1)
@@ -110,9 +110,9 @@ public abstract class CleanStopTests(RedisFixture fixture)
     [Fact]
     public async Task A_stop_waits_for_the_loops_cycle_in_flight_and_leaves_no_key_behind()
     {
-        var sessions = new List<string>();
+        var sessions = StaticSessionSource.FromIds([]);
         await using var redis = await fixture.ConnectAsync();
-        await using var a = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, "node-b"), new GrowingDirectory(sessions));
+        await using var a = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, "node-b"), sessions);
         var acquired = 0;
         a.LeaseChanged += (_, e) =>
         {
@@ -124,10 +124,7 @@ public abstract class CleanStopTests(RedisFixture fixture)
         await a.StartAsync();
 
         // New sessions appear and the loop is woken to take them; the stop begins while that cycle may be in flight.
-        lock (sessions)
-        {
-            sessions.AddRange(Enumerable.Range(0, 200).Select(i => $"w-{i:D3}"));
-        }
+        sessions.Set(LeaseTestHost.Records(Enumerable.Range(0, 200).Select(i => $"w-{i:D3}")));
         await fixture.Redis.GetDatabase().StringIncrementAsync($"{{{_prefix}}}:sessions:version");
         await Eventually.TrueAsync(() => Volatile.Read(ref acquired) > 0, Deadline, "the loop starts acquiring");
         var stopped = await a.StopAsync();
@@ -143,7 +140,7 @@ public abstract class CleanStopTests(RedisFixture fixture)
     {
         await using var server = await fixture.StartDedicatedAsync();
         await using var redis = await fixture.ConnectAsync(server.ConnectionString);
-        await using var a = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, "node-c"), new StaticSessionDirectory(LeaseTestHost.Sessions(7)));
+        await using var a = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, "node-c"), StaticSessionSource.FromIds(LeaseTestHost.Sessions(7)));
         await a.StartAsync();
         await Eventually.TrueAsync(() => a.OwnedSessions().Count == 7, Deadline, "owns all");
 
@@ -184,21 +181,6 @@ public abstract class CleanStopTests(RedisFixture fixture)
 
         Assert.False(await db.KeyExistsAsync($"{{{_prefix}}}:leader:janitor"));
         Assert.Empty(await KeysOfAsync("node-j"));
-    }
-
-    /// <summary>A directory whose list the test grows (read afresh every cycle).</summary>
-    private sealed class GrowingDirectory(List<string> sessions) : ISessionDirectory
-    {
-        public ValueTask<IReadOnlyCollection<string>> GetActiveSessionIdsAsync(string catalogVersion, CancellationToken cancellationToken) =>
-            ValueTask.FromResult<IReadOnlyCollection<string>>(Snapshot());
-
-        private string[] Snapshot()
-        {
-            lock (sessions)
-            {
-                return sessions.ToArray();
-            }
-        }
     }
 }
 

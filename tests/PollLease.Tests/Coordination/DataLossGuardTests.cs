@@ -28,7 +28,7 @@ public abstract class DataLossGuardTests(RedisFixture fixture)
         await using var redisA = await fixture.ConnectAsync(server.ConnectionString);
         await using var redisB = await fixture.ConnectAsync(server.ConnectionString);
         // A fleet on its first start: it cannot know it is new, so it waits one quarantine too.
-        await using var a = new LeaseManager(redisA, LeaseTestHost.FastOptions(prefix, "node-a"), new StaticSessionDirectory(Sessions), time);
+        await using var a = new LeaseManager(redisA, LeaseTestHost.FastOptions(prefix, "node-a"), StaticSessionSource.FromIds(Sessions), time);
         await Eventually.TrueAsync(async () => (await a.RunCycleAsync()).Succeeded && Sessions.All(a.IsOwned), Deadline, "node-a holds every session");
         var oldTokens = a.OwnedSessions().ToDictionary(l => l.SessionId, l => l.Token);
 
@@ -43,7 +43,7 @@ public abstract class DataLossGuardTests(RedisFixture fixture)
         }
 
         // A newcomer starts: nothing in Redis says the sessions are held, and it remembers nothing.
-        await using var b = new LeaseManager(redisB, LeaseTestHost.FastOptions(prefix, "node-b"), new StaticSessionDirectory(Sessions), time);
+        await using var b = new LeaseManager(redisB, LeaseTestHost.FastOptions(prefix, "node-b"), StaticSessionSource.FromIds(Sessions), time);
         await Eventually.TrueAsync(async () => (await b.RunCycleAsync()).Succeeded, Deadline, "node-b reaches Redis");
         for (var i = 0; i < 3; i++)
         {

@@ -40,7 +40,7 @@ public abstract class ForeignLeaseTests(RedisFixture fixture)
 
         var planner = new RecordingPlanner(new BalancedPlanner(0, TimeProvider.System, PlannerTimings.From(options)));
         await using var redis = await fixture.ConnectAsync();
-        await using var b = new LeaseManager(redis, options, new StaticSessionDirectory([Session]), planner, null, null, null);
+        await using var b = new LeaseManager(redis, options, StaticSessionSource.FromIds([Session]), planner, null, null, null);
 
         // First cycle: b knows nothing about the session and probes it, learning the holder and its PTTL.
         await b.RunCycleAsync();

@@ -17,7 +17,7 @@ public abstract class LeaseDeadlineTests(RedisFixture fixture)
         var options = LeaseTestHost.FastOptions(prefix, "node-a");
         await using var server = await fixture.StartDedicatedAsync();
         await using var redis = await fixture.ConnectAsync(server.ConnectionString);
-        await using var a = LeaseTestHost.Create(redis, options, new StaticSessionDirectory(["s1"]), time);
+        await using var a = LeaseTestHost.Create(redis, options, StaticSessionSource.FromIds(["s1"]), time);
         var events = new ConcurrentQueue<LeaseEvent>();
         a.LeaseChanged += (_, e) => events.Enqueue(e);
 

@@ -21,7 +21,7 @@ public abstract class LeaseManagerTests(RedisFixture fixture)
     {
         var sessions = LeaseTestHost.Sessions(20);
         await using var redis = await fixture.ConnectAsync();
-        await using var a = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, "node-a"), new StaticSessionDirectory(sessions));
+        await using var a = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, "node-a"), StaticSessionSource.FromIds(sessions));
 
         var result = await a.RunCycleAsync();
 
@@ -43,8 +43,8 @@ public abstract class LeaseManagerTests(RedisFixture fixture)
         var sessions = LeaseTestHost.Sessions(5);
         await using var ra = await fixture.ConnectAsync();
         await using var rb = await fixture.ConnectAsync();
-        await using var a = LeaseTestHost.Create(ra, LeaseTestHost.FastOptions(_prefix, "node-a"), new StaticSessionDirectory(sessions));
-        await using var b = LeaseTestHost.Create(rb, LeaseTestHost.FastOptions(_prefix, "node-b"), new StaticSessionDirectory(sessions));
+        await using var a = LeaseTestHost.Create(ra, LeaseTestHost.FastOptions(_prefix, "node-a"), StaticSessionSource.FromIds(sessions));
+        await using var b = LeaseTestHost.Create(rb, LeaseTestHost.FastOptions(_prefix, "node-b"), StaticSessionSource.FromIds(sessions));
 
         await a.RunCycleAsync();
         var second = await b.RunCycleAsync();
@@ -68,7 +68,7 @@ public abstract class LeaseManagerTests(RedisFixture fixture)
     public async Task A_non_owner_can_neither_renew_nor_release()
     {
         await using var ra = await fixture.ConnectAsync();
-        await using var a = LeaseTestHost.Create(ra, LeaseTestHost.FastOptions(_prefix, "node-a"), new StaticSessionDirectory(["s1"]));
+        await using var a = LeaseTestHost.Create(ra, LeaseTestHost.FastOptions(_prefix, "node-a"), StaticSessionSource.FromIds(["s1"]));
         await a.RunCycleAsync();
         var token = a.OwnedSessions()[0].Token;
         var keys = new RedisKeys(_prefix);
@@ -98,8 +98,8 @@ public abstract class LeaseManagerTests(RedisFixture fixture)
     {
         await using var ra = await fixture.ConnectAsync();
         await using var rb = await fixture.ConnectAsync();
-        await using var a = LeaseTestHost.Create(ra, LeaseTestHost.FastOptions(_prefix, "node-a"), new StaticSessionDirectory([]));
-        await using var b = LeaseTestHost.Create(rb, LeaseTestHost.FastOptions(_prefix, "node-b"), new StaticSessionDirectory([]));
+        await using var a = LeaseTestHost.Create(ra, LeaseTestHost.FastOptions(_prefix, "node-a"), StaticSessionSource.FromIds([]));
+        await using var b = LeaseTestHost.Create(rb, LeaseTestHost.FastOptions(_prefix, "node-b"), StaticSessionSource.FromIds([]));
 
         var tokens = new List<long>();
         for (var i = 0; i < 10; i++)
@@ -121,7 +121,7 @@ public abstract class LeaseManagerTests(RedisFixture fixture)
     {
         await using var server = await fixture.StartDedicatedAsync();
         await using var redis = await fixture.ConnectAsync(server.ConnectionString);
-        await using var a = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, "node-a"), new StaticSessionDirectory([]));
+        await using var a = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, "node-a"), StaticSessionSource.FromIds([]));
         var first = await a.TryAcquireAsync("s1");
         Assert.True(await a.ReleaseAsync("s1"));
 
@@ -146,7 +146,7 @@ public abstract class LeaseManagerTests(RedisFixture fixture)
         {
             var prefix = RedisFixture.NewPrefix();
             await using var redis = await fixture.ConnectAsync();
-            await using var a = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(prefix, "node-a"), new StaticSessionDirectory(LeaseTestHost.Sessions(n)));
+            await using var a = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(prefix, "node-a"), StaticSessionSource.FromIds(LeaseTestHost.Sessions(n)));
             var registerAndAcquire = new ProfilingSession();
             redis.RegisterProfiler(() => registerAndAcquire);
             var acquire = await a.RunCycleAsync();
@@ -179,7 +179,7 @@ public abstract class LeaseManagerTests(RedisFixture fixture)
     {
         var sessions = LeaseTestHost.Sessions(1000);
         await using var redis = await fixture.ConnectAsync();
-        var a = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, "node-a"), new StaticSessionDirectory(sessions));
+        var a = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, "node-a"), StaticSessionSource.FromIds(sessions));
         // Cycles driven by hand, not by the background loop: a loop cycle racing the profiler would be counted too.
         for (var cycle = 0; cycle < 20 && a.OwnedSessions().Count < 1000; cycle++)
         {
@@ -210,8 +210,8 @@ public abstract class LeaseManagerTests(RedisFixture fixture)
     {
         await using var ra = await fixture.ConnectAsync();
         await using var rb = await fixture.ConnectAsync();
-        await using var a = LeaseTestHost.Create(ra, LeaseTestHost.FastOptions(_prefix, "node-a"), new StaticSessionDirectory([]));
-        await using var b = LeaseTestHost.Create(rb, LeaseTestHost.FastOptions(_prefix, "node-b"), new StaticSessionDirectory([]));
+        await using var a = LeaseTestHost.Create(ra, LeaseTestHost.FastOptions(_prefix, "node-a"), StaticSessionSource.FromIds([]));
+        await using var b = LeaseTestHost.Create(rb, LeaseTestHost.FastOptions(_prefix, "node-b"), StaticSessionSource.FromIds([]));
         await a.RunCycleAsync();
         await b.RunCycleAsync();
         var db = fixture.Redis.GetDatabase();
@@ -235,8 +235,8 @@ public abstract class LeaseManagerTests(RedisFixture fixture)
         var sessions = LeaseTestHost.Sessions(10);
         var ra = await fixture.ConnectAsync();
         await using var rb = await fixture.ConnectAsync();
-        await using var a = LeaseTestHost.Create(ra, LeaseTestHost.FastOptions(_prefix, "node-a"), new StaticSessionDirectory(sessions));
-        await using var b = LeaseTestHost.Create(rb, LeaseTestHost.FastOptions(_prefix, "node-b"), new StaticSessionDirectory(sessions));
+        await using var a = LeaseTestHost.Create(ra, LeaseTestHost.FastOptions(_prefix, "node-a"), StaticSessionSource.FromIds(sessions));
+        await using var b = LeaseTestHost.Create(rb, LeaseTestHost.FastOptions(_prefix, "node-b"), StaticSessionSource.FromIds(sessions));
         var events = new ConcurrentQueue<LeaseEvent>();
         a.LeaseChanged += (_, e) => events.Enqueue(e);
         b.LeaseChanged += (_, e) => events.Enqueue(e);
@@ -274,8 +274,8 @@ public abstract class LeaseManagerTests(RedisFixture fixture)
         slow.RetryInterval = TimeSpan.FromSeconds(2);
         await using var ra = await fixture.ConnectAsync();
         await using var rb = await fixture.ConnectAsync();
-        await using var a = LeaseTestHost.Create(ra, LeaseTestHost.FastOptions(_prefix, "node-a"), new StaticSessionDirectory(sessions));
-        await using var b = LeaseTestHost.Create(rb, slow, new StaticSessionDirectory(sessions));
+        await using var a = LeaseTestHost.Create(ra, LeaseTestHost.FastOptions(_prefix, "node-a"), StaticSessionSource.FromIds(sessions));
+        await using var b = LeaseTestHost.Create(rb, slow, StaticSessionSource.FromIds(sessions));
         await a.StartAsync();
         await b.StartAsync();
         await Eventually.TrueAsync(() => a.OwnedSessions().Count == 5 && b.OwnedSessions().Count == 5, TimeSpan.FromSeconds(5), "rebalanced on the joined and released events");
@@ -290,7 +290,7 @@ public abstract class LeaseManagerTests(RedisFixture fixture)
     public async Task Strict_check_asks_redis()
     {
         await using var redis = await fixture.ConnectAsync();
-        await using var a = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, "node-a"), new StaticSessionDirectory(["s1", "s2"]));
+        await using var a = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, "node-a"), StaticSessionSource.FromIds(["s1", "s2"]));
         await a.RunCycleAsync();
 
         Assert.True(await a.IsOwnedStrictAsync("s1"));
@@ -314,7 +314,7 @@ public abstract class LeaseManagerTests(RedisFixture fixture)
     {
         await fixture.Redis.GetDatabase().StringSetAsync(LeaseKey("s1"), "garbage-without-token", TimeSpan.FromSeconds(5));
         await using var redis = await fixture.ConnectAsync();
-        await using var a = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, "node-a"), new StaticSessionDirectory(["s1", "s2"]));
+        await using var a = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, "node-a"), StaticSessionSource.FromIds(["s1", "s2"]));
 
         var result = await a.RunCycleAsync();
         var attempt = await a.TryAcquireAsync("s1");
@@ -329,7 +329,7 @@ public abstract class LeaseManagerTests(RedisFixture fixture)
     public async Task A_throwing_event_handler_does_not_stop_the_cycle()
     {
         await using var redis = await fixture.ConnectAsync();
-        await using var a = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, "node-a"), new StaticSessionDirectory(["s1"]));
+        await using var a = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, "node-a"), StaticSessionSource.FromIds(["s1"]));
         a.LeaseChanged += (_, _) => throw new InvalidOperationException("subscriber bug");
 
         var result = await a.RunCycleAsync();
@@ -344,7 +344,7 @@ public abstract class LeaseManagerTests(RedisFixture fixture)
         var sessions = LeaseTestHost.Sessions(5);
         await using var server = await fixture.StartDedicatedAsync();
         await using var redis = await fixture.ConnectAsync(server.ConnectionString);
-        await using var a = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, "node-a"), new StaticSessionDirectory(sessions));
+        await using var a = LeaseTestHost.Create(redis, LeaseTestHost.FastOptions(_prefix, "node-a"), StaticSessionSource.FromIds(sessions));
         var events = new ConcurrentQueue<LeaseEvent>();
         a.LeaseChanged += (_, e) => events.Enqueue(e);
         await a.StartAsync();

@@ -16,7 +16,7 @@ public abstract class LeaseMetricsTests(RedisFixture fixture)
         using var meterFactory = new TestMeterFactory();
         await using var redis = await fixture.ConnectAsync();
         await LeaseTestHost.NewFleetAsync(redis, prefix);
-        await using var a = new LeaseManager(redis, LeaseTestHost.FastOptions(prefix, "node-m"), new StaticSessionDirectory(["s1", "s2", "s3"]), meterFactory: meterFactory);
+        await using var a = new LeaseManager(redis, LeaseTestHost.FastOptions(prefix, "node-m"), StaticSessionSource.FromIds(["s1", "s2", "s3"]), meterFactory: meterFactory);
         var meter = meterFactory.Meters.Single();
         using var acquired = new MetricCollector<long>(meter, "polllease.lease.acquisitions");
         using var released = new MetricCollector<long>(meter, "polllease.lease.releases");

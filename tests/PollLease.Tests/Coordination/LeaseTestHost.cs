@@ -27,12 +27,16 @@ internal static class LeaseTestHost
 
     public static string[] Sessions(int count) => Enumerable.Range(0, count).Select(i => $"session-{i:D6}").ToArray();
 
+    /// <summary>Active sessions with these ids, for <see cref="StaticSessionSource.Set"/>.</summary>
+    public static IEnumerable<PollSession> Records(IEnumerable<string> ids) =>
+        ids.Select(id => new PollSession(id, "record", StaticSessionSource.DefaultInterval, false, new Dictionary<string, string>()));
+
     /// <summary>
     /// A lease manager on a fleet the test has just created: the prefix is new, so no instance can hold a lease under
     /// it, and its first epoch starts with no quarantine (<see cref="DataLossGuard.EstablishNewFleetAsync"/>). Tests
     /// of a loss create their managers after it without this.
     /// </summary>
-    public static LeaseManager Create(IConnectionMultiplexer redis, PollLeaseOptions options, ISessionDirectory sessions, TimeProvider? time = null)
+    public static LeaseManager Create(IConnectionMultiplexer redis, PollLeaseOptions options, ISessionSource sessions, TimeProvider? time = null)
     {
         NewFleetAsync(redis, options.KeyPrefix).GetAwaiter().GetResult();
         return new(redis, options, sessions, time);

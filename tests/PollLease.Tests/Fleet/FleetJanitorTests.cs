@@ -183,7 +183,7 @@ public sealed class FleetJanitorHostingTests(RedisServerFixture fixture) : IClas
 {
     private readonly string _prefix = RedisFixture.NewPrefix();
 
-    private IHost CreateHost(string id, bool enabled, ISessionDirectory? sessions = null)
+    private IHost CreateHost(string id, bool enabled, ISessionSource? sessions = null)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         if (sessions is not null)
@@ -211,13 +211,13 @@ public sealed class FleetJanitorHostingTests(RedisServerFixture fixture) : IClas
     }
 
     [Fact]
-    public async Task With_an_application_supplied_directory_the_janitor_cleans_no_orphans_and_leaves_the_bound_options_as_configured()
+    public async Task With_an_application_supplied_session_source_the_janitor_cleans_no_orphans_and_leaves_the_bound_options_as_configured()
     {
         // Sessions come from the application, not the catalog: a lease of a session missing from the catalog is not an orphan.
         await new SessionCatalog(fixture.Redis, _prefix).AddAsync("kept", "record");
         var db = fixture.Redis.GetDatabase();
         await db.StringSetAsync($"{{{_prefix}}}:lease:elsewhere", "node-z|5", TimeSpan.FromMinutes(5));
-        using var host = CreateHost("node-1", enabled: true, new StaticSessionDirectory(["elsewhere"]));
+        using var host = CreateHost("node-1", enabled: true, StaticSessionSource.FromIds(["elsewhere"]));
         await host.StartAsync();
         try
         {

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Time.Testing;
 using PollLease.Coordination;
 using PollLease.Messages;
+using PollLease.Polling;
 using PollLease.Sessions;
 using PollLease.Tests.Infrastructure;
 using StackExchange.Redis;
@@ -81,31 +82,75 @@ public abstract class PollLeaseHostTests(RedisFixture fixture)
     }
 
     [Fact]
+    public async Task Sessions_from_an_application_source_outside_the_redis_catalog_are_leased_and_polled_once_per_interval()
+    {
+        var prefix = RedisFixture.NewPrefix();
+        // The catalog holds a session the application's source does not: the source, not the catalog, says what is polled.
+        await SeedAsync(prefix, 1);
+        var interval = TimeSpan.FromSeconds(4);
+        string[] ids = ["app-0", "app-1", "app-2"];
+        var source = StaticSessionSource.FromIds(ids, interval, "record");
+        using var host = await GenericTestHost.StartAsync(GenericTestHost.Settings(fixture.ConnectionString, prefix, "host-a"),
+            services => services.AddSingleton<ISessionSource>(source));
+
+        var log = new MessageLog(fixture.Redis, prefix);
+        async Task<List<PollRecord>> RecordsAsync(string id) => (await log.ReadAsync(id)).Select(m => PollRecord.TryParse(m.Body)!).ToList();
+        await Eventually.TrueAsync(async () =>
+        {
+            foreach (var id in ids)
+            {
+                if ((await RecordsAsync(id)).Count < 3)
+                {
+                    return false;
+                }
+            }
+            return true;
+        }, TimeSpan.FromSeconds(60), "every session of the application's source is polled three times");
+        await host.StopAsync();
+
+        Assert.Equal(ids, host.Leases().ActiveSessions.Order(StringComparer.Ordinal));
+        Assert.Empty(await log.ReadAsync("s0"));
+        // Once per interval: consecutive polls of a session were due at least one interval apart (no jitter here; a few ms
+        // of slack for the conversion of a recorded start). Due times, not the moments handlers got a thread.
+        var floor = interval - TimeSpan.FromMilliseconds(20);
+        foreach (var id in ids)
+        {
+            var records = await RecordsAsync(id);
+            Assert.All(records, r => Assert.Equal("host-a", r.Instance));
+            for (var i = 1; i < records.Count; i++)
+            {
+                var gap = records[i].Scheduled - records[i - 1].Scheduled;
+                Assert.True(gap >= floor, $"{id}: poll {i} was due {gap.TotalMilliseconds:0} ms after the previous one");
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_timer_driven_cycle_and_the_hosted_cycle_firing_together_run_one_at_a_time()
     {
         var prefix = RedisFixture.NewPrefix();
-        var directory = new GatedDirectory(["s0", "s1"]);
+        var source = new GatedSource(["s0", "s1"]);
         var settings = GenericTestHost.Settings(fixture.ConnectionString, prefix, "host-a");
-        // Only lease cycles may read the gated directory here (the janitor reads it too, to publish the assignment).
+        // Only lease cycles may read the gated source here (the janitor reads it too, to publish the assignment).
         settings["PollLease:Janitor:Enabled"] = "false";
-        using var host = await GenericTestHost.StartAsync(settings, services => services.AddSingleton<ISessionDirectory>(directory));
+        using var host = await GenericTestHost.StartAsync(settings, services => services.AddSingleton<ISessionSource>(source));
 
         // Hold the hosted loop inside its next cycle.
-        directory.Close();
-        await Eventually.TrueAsync(() => directory.Inside == 1, Wait, "the hosted loop's cycle is inside the session read");
+        source.Close();
+        await Eventually.TrueAsync(() => source.Inside == 1, Wait, "the hosted loop's cycle is inside the session read");
 
         // The timer function fires now. Without the cycle gate it would enter the cycle at once (the session read is
         // the first thing a cycle does, synchronously up to there), making Inside 2.
         var timer = host.Triggers().RunLeaseCycleAsync("timer");
-        Assert.Equal(1, directory.Inside);
+        Assert.Equal(1, source.Inside);
         Assert.False(timer.IsCompleted);
 
-        directory.Open();
+        source.Open();
         var result = await timer.WaitAsync(Wait);
         Assert.NotNull(result);
         Assert.True(result.Succeeded);
-        Assert.Equal(1, directory.MaxInside);
-        Assert.True(directory.Entries >= 2, $"expected the hosted and the timer cycle, saw {directory.Entries} entries");
+        Assert.Equal(1, source.MaxInside);
+        Assert.True(source.Entries >= 2, $"expected the hosted and the timer cycle, saw {source.Entries} entries");
         await host.StopAsync();
     }
 
@@ -139,12 +184,14 @@ public abstract class PollLeaseHostTests(RedisFixture fixture)
         settings["PollLease:Polling:Tick"] = "00:00:04";
         // A frozen clock: the poll loop's next tick never comes by itself, so only PollNow can start the poll.
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
-        CountingSessionSource? source = null;
-        using var host = await GenericTestHost.StartAsync(settings, services => services
-            .AddSingleton<TimeProvider>(time)
-            .AddSingleton<IPollSessionSource>(sp => source = new CountingSessionSource(sp.GetRequiredService<SessionCatalog>())));
-        // Once the first pass has read the catalog, it cannot see the late session: only PollNow can poll it.
-        await Eventually.TrueAsync(() => source is { Reads: >= 1 }, Wait, "the poll loop's first pass has read the catalog");
+        // A new fleet (no data-loss quarantine): the instance's start-up cycle acquires "early", so the poll loop's first
+        // pass, which runs after that cycle, polls it at once (no jitter).
+        await Coordination.LeaseTestHost.NewFleetAsync(fixture.Redis, prefix);
+        await new SessionCatalog(fixture.Redis, prefix).AddAsync("early", "record", TimeSpan.FromSeconds(4));
+        using var host = await GenericTestHost.StartAsync(settings, services => services.AddSingleton<TimeProvider>(time));
+        var log = new MessageLog(fixture.Redis, prefix);
+        // Once the first pass has polled "early", it cannot see the late session: only PollNow can poll it.
+        await Eventually.TrueAsync(async () => (await log.ReadAsync("early")).Count == 1, Wait, "the poll loop's first pass polled the early session");
 
         // Added after the poll loop's first pass; the lease cycle picks it up (the catalog version changed).
         await new SessionCatalog(fixture.Redis, prefix).AddAsync("late", "record", TimeSpan.FromSeconds(4));
@@ -153,12 +200,13 @@ public abstract class PollLeaseHostTests(RedisFixture fixture)
             await host.Triggers().RunLeaseCycleAsync("timer");
             return host.Leases().IsOwned("late");
         }, Wait, "host-a owns the late session");
-        var log = new MessageLog(fixture.Redis, prefix);
         Assert.Empty(await log.ReadAsync("late"));
 
-        Assert.Equal(1, host.Triggers().PollNow("poll"));
+        Assert.Equal(2, host.Triggers().PollNow("poll"));
         await Eventually.TrueAsync(async () => (await log.ReadAsync("late")).Count == 1, Wait, "the late session is polled once");
         await host.StopAsync();
+        // Not due again on the frozen clock: the pass polled only what was due.
+        Assert.Single(await log.ReadAsync("early"));
     }
 
     [Fact]
@@ -194,24 +242,10 @@ public abstract class PollLeaseHostTests(RedisFixture fixture)
         }
     }
 
-    /// <summary>The Redis catalog as the poll loop's session source, counting the reads that completed.</summary>
-    private sealed class CountingSessionSource(SessionCatalog catalog) : IPollSessionSource
+    /// <summary>A session source whose reads can be held, counting how many cycles are inside at once.</summary>
+    private sealed class GatedSource(IEnumerable<string> ids) : ISessionSource
     {
-        private int _reads;
-
-        public int Reads => Volatile.Read(ref _reads);
-
-        public async ValueTask<IReadOnlyDictionary<string, PollSession>> GetSessionsAsync(CancellationToken cancellationToken)
-        {
-            var sessions = await catalog.GetSessionsAsync(cancellationToken);
-            Interlocked.Increment(ref _reads);
-            return sessions;
-        }
-    }
-
-    /// <summary>A session directory whose reads can be held, counting how many cycles are inside at once.</summary>
-    private sealed class GatedDirectory(IReadOnlyCollection<string> sessions) : ISessionDirectory
-    {
+        private readonly StaticSessionSource _sessions = StaticSessionSource.FromIds(ids);
         private readonly object _lock = new();
         private TaskCompletionSource _gate = Opened();
         private int _inside;
@@ -238,7 +272,7 @@ public abstract class PollLeaseHostTests(RedisFixture fixture)
             }
         }
 
-        public async ValueTask<IReadOnlyCollection<string>> GetActiveSessionIdsAsync(string catalogVersion, CancellationToken cancellationToken)
+        public async ValueTask<IReadOnlyDictionary<string, PollSession>> GetSessionsAsync(string catalogVersion, CancellationToken cancellationToken)
         {
             Task gate;
             lock (_lock)
@@ -251,7 +285,7 @@ public abstract class PollLeaseHostTests(RedisFixture fixture)
             try
             {
                 await gate.WaitAsync(cancellationToken);
-                return sessions;
+                return await _sessions.GetSessionsAsync(catalogVersion, cancellationToken);
             }
             finally
             {

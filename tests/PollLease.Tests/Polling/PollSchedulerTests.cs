@@ -12,16 +12,16 @@ namespace PollLease.Tests.Polling;
 public sealed class PollSchedulerTests : IDisposable
 {
     private readonly FakeTimeProvider _time = new(DateTimeOffset.UnixEpoch.AddDays(20_000));
-    private readonly LeaseTable _leases = new();
     private readonly Dictionary<string, PollSession> _sessions = new(StringComparer.Ordinal);
+    private readonly LeaseTable _leases;
     private readonly RecordingHandler _handler = new();
     private readonly PollScheduler _scheduler;
 
     public PollSchedulerTests()
     {
+        _leases = new LeaseTable(_sessions);
         _scheduler = new PollScheduler(
             _leases,
-            _ => ValueTask.FromResult<IReadOnlyDictionary<string, PollSession>>(new Dictionary<string, PollSession>(_sessions)),
             _handler,
             new PollingOptions { Jitter = 0, MaxConcurrency = 4, PollTimeout = TimeSpan.FromSeconds(30) },
             _time,
@@ -39,7 +39,7 @@ public sealed class PollSchedulerTests : IDisposable
 
     private async Task TickAsync()
     {
-        await _scheduler.TickAsync(CancellationToken.None);
+        _scheduler.Tick(CancellationToken.None);
         await _scheduler.WhenIdleAsync();
     }
 
@@ -133,7 +133,7 @@ public sealed class PollSchedulerTests : IDisposable
         _leases.Set("s1", 7, LeaseState.Owned, TimeSpan.FromSeconds(2));
         _handler.Block.Add("s1");
 
-        await _scheduler.TickAsync(CancellationToken.None);
+        _scheduler.Tick(CancellationToken.None);
         await _handler.Entered.Task;
         _time.Advance(TimeSpan.FromSeconds(1.9));
         Assert.False(_scheduler.WhenIdleAsync().IsCompleted);
@@ -151,7 +151,7 @@ public sealed class PollSchedulerTests : IDisposable
             AddSession($"s{i}");
             _handler.Block.Add($"s{i}");
         }
-        await _scheduler.TickAsync(CancellationToken.None);
+        _scheduler.Tick(CancellationToken.None);
         Assert.Equal(4, _handler.Calls.Count);
         _handler.Release();
         await _scheduler.WhenIdleAsync();
@@ -211,11 +211,14 @@ public sealed class PollSchedulerTests : IDisposable
 
     private long Seconds(double s) => (long)(s * _time.TimestampFrequency);
 
-    private sealed class LeaseTable : ILeaseView
+    /// <summary>The lease manager's view, with the sessions the test set (a copy per pass, as a cycle's answer would be).</summary>
+    private sealed class LeaseTable(Dictionary<string, PollSession> sessions) : ILeaseView
     {
         private readonly ConcurrentDictionary<string, LeaseSnapshot> _leases = new();
 
         public string InstanceId => "node-a";
+
+        public IReadOnlyDictionary<string, PollSession> Sessions => new Dictionary<string, PollSession>(sessions);
 
         public void Set(string id, long token, LeaseState state, TimeSpan validFor) =>
             _leases[id] = new LeaseSnapshot(id, token, state, validFor, DateTimeOffset.UnixEpoch);
