@@ -20,8 +20,9 @@ public interface ISessionSource
     /// Every session by id, paused ones included. Called once per lease cycle (and once per janitor sweep when the
     /// janitor publishes assignments) with the Redis catalog's version as last read (<c>{prefix}:sessions:version</c>,
     /// in the lease cycle's round trip; empty when unset): a source that mirrors the catalog may return what it
-    /// returned last while the version is unchanged; any other source caches as it sees fit. Return the same dictionary instance while nothing changed: a new instance makes the
-    /// lease manager recompute its active set and plan.
+    /// returned last while the version is unchanged; any other source caches as it sees fit. Return the same
+    /// dictionary instance while nothing changed: a new instance makes the lease manager recompute its active set and
+    /// plan.
     /// </summary>
     /// <param name="catalogVersion">The Redis catalog's version as last read.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
