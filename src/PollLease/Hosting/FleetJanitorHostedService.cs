@@ -16,21 +16,17 @@ namespace PollLease.Hosting;
 /// <see cref="PollLeaseHostedService"/>, so the host stops it after the leases were released). Its run only joins
 /// the election; the janitor's own loop does the work.
 /// </summary>
-internal sealed class FleetJanitorHostedService : BackgroundService, IAsyncDisposable
+internal sealed class FleetJanitorHostedService : BudgetedBackgroundService
 {
     private readonly IOptions<JanitorOptions> _janitorOptions;
     private readonly IOptions<PollLeaseOptions> _lease;
-    private string _instanceId = "";
     private readonly IServiceProvider _services;
     private readonly PollLeaseConnection _connection;
     private readonly PollLeaseHostedService _instance;
-    private readonly ShutdownBudget _budget;
-    private readonly ILogger _logger;
     private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task? _stop;
     private FleetJanitor? _janitor;
     private int _stopped;
-    private int _disposed;
 
     public FleetJanitorHostedService(
         IOptions<JanitorOptions> janitor,
@@ -40,16 +36,15 @@ internal sealed class FleetJanitorHostedService : BackgroundService, IAsyncDispo
         PollLeaseHostedService instance,
         ShutdownBudget budget,
         ILoggerFactory loggerFactory)
+        : base(budget, loggerFactory.CreateLogger("PollLease.Hosting"))
     {
-        // Read when first needed, not when built: the host builds its hosted services before its start-up validation, which
-        // then reports every invalid section at once instead of only the first one read.
+        // Read when first needed, not when built: the host builds its hosted services before its start-up validation,
+        // which then reports every invalid section at once instead of only the first one read.
         _janitorOptions = janitor;
         _lease = lease;
         _services = services;
         _connection = connection;
         _instance = instance;
-        _budget = budget;
-        _logger = loggerFactory.CreateLogger("PollLease.Hosting");
     }
 
     /// <summary>The janitor, or null when disabled or not started yet (see <see cref="WhenStartedAsync"/>).</summary>
@@ -65,7 +60,7 @@ internal sealed class FleetJanitorHostedService : BackgroundService, IAsyncDispo
         {
             return Task.CompletedTask;
         }
-        _instanceId = _lease.Value.InstanceId ?? "";
+        InstanceId = _lease.Value.InstanceId ?? "";
         if (!_janitorOptions.Value.Enabled)
         {
             _started.TrySetResult();
@@ -81,25 +76,14 @@ internal sealed class FleetJanitorHostedService : BackgroundService, IAsyncDispo
         {
             return;
         }
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _budget.Begin());
-        try
-        {
-            await base.StopAsync(stop.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
-        {
-            // Told below, from the run's state.
-        }
-        if (!ExecuteTask.IsCompleted)
-        {
-            HostingLog.StopBudgetSpent(_logger, _instanceId, "janitor start", _budget.Length, 0);
-        }
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, Budget.Begin());
+        await StopRunAsync("janitor start", Budget.Length, () => 0, stop.Token).ConfigureAwait(false);
         if (Janitor is { } janitor)
         {
             // Leaves the election and deletes the role key so another instance takes over at once; when the budget is
             // spent first, the role key expires by its TTL.
             _stop = janitor.StopAsync(stop.Token);
-            await StopStep.RunAsync(_stop, "janitor", _budget.Length, _logger, _instanceId, () => 0, stop.Token).ConfigureAwait(false);
+            await StopStep.RunAsync(_stop, "janitor", Budget.Length, Logger, InstanceId, () => 0, stop.Token).ConfigureAwait(false);
         }
     }
 
@@ -128,26 +112,16 @@ internal sealed class FleetJanitorHostedService : BackgroundService, IAsyncDispo
         catch (Exception e)
         {
             // The instance polls on without fleet-wide duties; another instance's janitor does them.
-            HostingLog.JanitorFailed(_logger, e, _instanceId);
+            HostingLog.JanitorFailed(Logger, e, InstanceId);
             _started.TrySetException(e);
         }
     }
 
-    public async ValueTask DisposeAsync()
+    protected override async ValueTask DisposeStartedAsync()
     {
-        // Registered both as itself and as a hosted service, so the container disposes it twice.
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
-        {
-            return;
-        }
-        // A host disposed without being stopped: the container has already disposed the janitor (which leaves the
-        // election) before the connection; only a start still waiting for the connection is left to end here.
-        Dispose();
-        if (ExecuteTask is null)
-        {
-            return; // never started: disabled, or the host failed before (e.g. on invalid options)
-        }
-        await StopStep.ObserveAsync(ExecuteTask, _budget.Length, "janitor start", _logger, _instanceId).ConfigureAwait(false);
-        await StopStep.ObserveAsync(_stop, _budget.Length, "janitor", _logger, _instanceId).ConfigureAwait(false);
+        // The container has already disposed the janitor (which leaves the election) before the connection; only a
+        // start still waiting for the connection is left to end here.
+        await StopStep.ObserveAsync(ExecuteTask, Budget.Length, "janitor start", Logger, InstanceId).ConfigureAwait(false);
+        await StopStep.ObserveAsync(_stop, Budget.Length, "janitor", Logger, InstanceId).ConfigureAwait(false);
     }
 }

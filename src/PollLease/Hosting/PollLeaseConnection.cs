@@ -59,8 +59,8 @@ internal sealed class PollLeaseConnection : IHostedService, IAsyncDisposable
         _external = external;
         // The application owns its multiplexer: never dispose it here.
         _handedOver = external is not null;
-        // Read when first needed, not when built: the host builds its hosted services before its start-up validation, which
-        // then reports every invalid section at once instead of only the first one read.
+        // Read when first needed, not when built: the host builds its hosted services before its start-up validation,
+        // which then reports every invalid section at once instead of only the first one read.
         _options = options;
         _hooks = hooks;
         _time = time;

@@ -24,24 +24,20 @@ namespace PollLease.Hosting;
 /// that throws is logged and stops the host, per the host's <c>BackgroundServiceExceptionBehavior</c>). Only the stop
 /// is its own, because it must share one budget between the poll drain and the release.
 /// </remarks>
-internal sealed class PollLeaseHostedService : BackgroundService, IAsyncDisposable
+internal sealed class PollLeaseHostedService : BudgetedBackgroundService
 {
     private readonly IServiceProvider _services;
     private readonly PollLeaseConnection _connection;
-    private readonly ShutdownBudget _budget;
     private readonly IOptions<PollLeaseOptions> _options;
     private readonly IOptions<PollingOptions> _polling;
     private readonly TimeProvider _time;
     private readonly ILoggerFactory _loggerFactory;
     private readonly IMeterFactory? _meterFactory;
-    private readonly ILogger _logger;
-    private string _instanceId = "";
     private readonly TaskCompletionSource<LeaseManager?> _running = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task? _leaseStop;
     private PollScheduler? _scheduler;
     private LeaseManager? _leases;
     private int _state;
-    private int _disposed;
 
     public PollLeaseHostedService(
         IServiceProvider services,
@@ -52,6 +48,7 @@ internal sealed class PollLeaseHostedService : BackgroundService, IAsyncDisposab
         TimeProvider time,
         ILoggerFactory loggerFactory,
         IMeterFactory? meterFactory = null)
+        : base(budget, loggerFactory.CreateLogger("PollLease.Hosting"))
     {
         // Checked without constructing the handler: a handler may need Redis (the record handler does), and nothing
         // Redis-backed is built before the connection exists.
@@ -62,15 +59,13 @@ internal sealed class PollLeaseHostedService : BackgroundService, IAsyncDisposab
         }
         _services = services;
         _connection = connection;
-        _budget = budget;
-        // Read when first needed, not when built: the host builds its hosted services before its start-up validation, which
-        // then reports every invalid section at once instead of only the first one read.
+        // Read when first needed, not when built: the host builds its hosted services before its start-up validation,
+        // which then reports every invalid section at once instead of only the first one read.
         _options = options;
         _polling = polling;
         _time = time;
         _loggerFactory = loggerFactory;
         _meterFactory = meterFactory;
-        _logger = loggerFactory.CreateLogger("PollLease.Hosting");
     }
 
     /// <summary>Leases the last stop could not release (they expire by their TTL); 0 before a stop.</summary>
@@ -83,9 +78,9 @@ internal sealed class PollLeaseHostedService : BackgroundService, IAsyncDisposab
     {
         if (Interlocked.CompareExchange(ref _state, States.Started, States.New) != States.New)
         {
-            throw new InvalidOperationException($"Instance {_instanceId} was already started.");
+            throw new InvalidOperationException($"Instance {InstanceId} was already started.");
         }
-        _instanceId = _options.Value.InstanceId ?? "";
+        InstanceId = _options.Value.InstanceId ?? "";
         // A missing or unparsable connection string fails the start here; an unreachable Redis never does.
         _connection.Start();
         return base.StartAsync(cancellationToken);
@@ -125,25 +120,14 @@ internal sealed class PollLeaseHostedService : BackgroundService, IAsyncDisposab
             return;
         }
         var started = _time.GetTimestamp();
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _budget.Begin());
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, Budget.Begin());
 
         // 1. The polls in flight see the cancelled stopping token; wait for them at most half the budget, so the release
         //    has time.
-        using (var half = new CancellationTokenSource(_budget.Length / 2, _time))
+        using (var half = new CancellationTokenSource(Budget.Length / 2, _time))
         using (var drain = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, half.Token))
         {
-            try
-            {
-                await base.StopAsync(drain.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (drain.IsCancellationRequested)
-            {
-                // Told below, from the run's state.
-            }
-            if (ExecuteTask is { IsCompleted: false })
-            {
-                HostingLog.StopBudgetSpent(_logger, _instanceId, "poll drain", _budget.Length / 2, _leases?.OwnedSessions().Count ?? 0);
-            }
+            await StopRunAsync("poll drain", Budget.Length / 2, () => _leases?.OwnedSessions().Count ?? 0, drain.Token).ConfigureAwait(false);
         }
 
         // 2. Cycle gate, unsubscribe, release and deregister: the lease manager's own stop, bounded by what is left. While
@@ -160,24 +144,24 @@ internal sealed class PollLeaseHostedService : BackgroundService, IAsyncDisposab
             var held = leases.OwnedSessions().Count;
             if (ExecuteTask is { IsCompleted: false })
             {
-                HostingLog.LeasesKept(_logger, _instanceId, held);
+                HostingLog.LeasesKept(Logger, InstanceId, held);
                 using var noRelease = new CancellationTokenSource();
                 await noRelease.CancelAsync().ConfigureAwait(false);
                 leaseStop = leases.StopWithoutReleaseAsync(noRelease.Token);
                 _leaseStop = leaseStop;
-                await StopStep.ObserveAsync(leaseStop, _budget.Length, "release", _logger, _instanceId).ConfigureAwait(false);
+                await StopStep.ObserveAsync(leaseStop, Budget.Length, "release", Logger, InstanceId).ConfigureAwait(false);
             }
             else
             {
                 leaseStop = leases.StopAsync(stop.Token);
                 _leaseStop = leaseStop;
-                await StopStep.RunAsync(leaseStop, "release", _budget.Length, _logger, _instanceId, () => held, stop.Token).ConfigureAwait(false);
+                await StopStep.RunAsync(leaseStop, "release", Budget.Length, Logger, InstanceId, () => held, stop.Token).ConfigureAwait(false);
             }
             // The lease manager's stop reports what it left; a stop still running past the budget leaves everything.
             LeftToExpire = leaseStop.IsCompletedSuccessfully ? leaseStop.Result.LeftToExpire : held;
         }
         var elapsed = _time.GetElapsedTime(started);
-        HostingLog.StopFinished(_logger, _instanceId, elapsed, LeftToExpire);
+        HostingLog.StopFinished(Logger, InstanceId, elapsed, LeftToExpire);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -198,7 +182,7 @@ internal sealed class PollLeaseHostedService : BackgroundService, IAsyncDisposab
             {
                 await leases.StartAsync(ct).ConfigureAwait(false);
                 return leases;
-            }, (e, _, delay) => HostingLog.StartFailed(_logger, e, _instanceId, delay), _time, stoppingToken).ConfigureAwait(false);
+            }, (e, _, delay) => HostingLog.StartFailed(Logger, e, InstanceId, delay), _time, stoppingToken).ConfigureAwait(false);
             _running.TrySetResult(leases);
             await scheduler.RunAsync(stoppingToken).ConfigureAwait(false);
         }
@@ -211,7 +195,7 @@ internal sealed class PollLeaseHostedService : BackgroundService, IAsyncDisposab
             // Not an outage (those are retried): a service that cannot be built, a loop that broke. An instance that
             // cannot poll must not keep the worker looking healthy: rethrown, the host stops (its default for a failed
             // background service).
-            HostingLog.InstanceFailed(_logger, e, _instanceId);
+            HostingLog.InstanceFailed(Logger, e, InstanceId);
             throw;
         }
         finally
@@ -220,23 +204,13 @@ internal sealed class PollLeaseHostedService : BackgroundService, IAsyncDisposab
         }
     }
 
-    public async ValueTask DisposeAsync()
+    protected override async ValueTask DisposeStartedAsync()
     {
-        // Registered both as itself and as a hosted service, so the container disposes it twice.
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
-        {
-            return;
-        }
         // A host disposed without being stopped: the container has already disposed the lease manager (which releases
-        // its leases) before the connection; end the poll loop and a start still waiting for the connection.
-        Dispose();
-        if (ExecuteTask is null)
-        {
-            return; // never started (the host failed before, e.g. on invalid options)
-        }
-        // Steps a stop gave up on may still be running: let them end (each is bounded) and report how they ended.
-        var idle = await StopStep.ObserveAsync(ExecuteTask, _budget.Length, "poll loop", _logger, _instanceId).ConfigureAwait(false);
-        await StopStep.ObserveAsync(_leaseStop, _budget.Length, "release", _logger, _instanceId).ConfigureAwait(false);
+        // its leases) before the connection. Steps a stop gave up on may still be running: let them end (each is
+        // bounded) and report how they ended.
+        var idle = await StopStep.ObserveAsync(ExecuteTask, Budget.Length, "poll loop", Logger, InstanceId).ConfigureAwait(false);
+        await StopStep.ObserveAsync(_leaseStop, Budget.Length, "release", Logger, InstanceId).ConfigureAwait(false);
         if (idle)
         {
             // Polls still running hold the scheduler's slots: it is disposed only once they are done.

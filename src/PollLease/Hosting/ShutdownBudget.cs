@@ -18,8 +18,8 @@ internal sealed class ShutdownBudget : IDisposable
 
     public ShutdownBudget(IOptions<PollLeaseOptions> options, TimeProvider time)
     {
-        // Read when first needed, not when built: the host builds its hosted services before its start-up validation, which
-        // then reports every invalid section at once instead of only the first one read.
+        // Read when first needed, not when built: the host builds its hosted services before its start-up validation,
+        // which then reports every invalid section at once instead of only the first one read.
         _options = options;
         _time = time;
     }
